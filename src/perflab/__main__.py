@@ -1,0 +1,3 @@
+from perflab.cli.main import entry
+
+entry()

@@ -1,0 +1,48 @@
+"""perflab list: every claim, its topic, whether it can run here (or why not)."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from rich.console import Console
+from rich.table import Table
+
+from perflab import host, registry
+from perflab.cli.common import add_json
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("list", help="list the claims and whether they can run here")
+    p.add_argument("selectors", nargs="*", metavar="TOPIC|CLAIM")
+    add_json(p)
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    claims = registry.select(args.selectors)
+    facts = host.collect()
+    rows = []
+    for c in claims:
+        reason = c.unavailable(facts)
+        rows.append({
+            "claim": c.id,
+            "topic": c.topic,
+            "statement": c.statement,
+            "runnable": reason is None,
+            "reason": reason,
+            "kernel": c.kernel,
+            "thresholds": dict(c.thresholds),
+            "params": [{"name": p.name, "default": p.default, "range": [p.lo, p.hi], "unit": p.unit, "help": p.help} for p in c.params],
+        })
+    if args.json:
+        for row in rows:
+            print(json.dumps(row))
+        return 0
+    table = Table(title=f"{len(rows)} claims")
+    for col in ("claim", "topic", "runnable here", "statement"):
+        table.add_column(col)
+    for row in rows:
+        table.add_row(row["claim"], row["topic"], "yes" if row["runnable"] else f"no: {row['reason']}", row["statement"])
+    Console(file=sys.stdout).print(table)
+    return 0

@@ -1,0 +1,145 @@
+"""perflab run [TOPIC|CLAIM ...]: measure, decide, store, print.
+
+Progress and chatter go to stderr; verdicts (a table, or JSON Lines with --json) to
+stdout. Each verdict is stored as soon as its claim finishes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import secrets
+import sys
+from typing import Any
+
+from perflab import __version__, host, registry, runner
+from perflab.claim import Claim, Settings
+from perflab.cli.common import add_db, add_json
+from perflab.errors import UsageError
+from perflab.model import BUDGETS
+from perflab.report import terminal
+from perflab.report.record import to_record
+from perflab.store import Store
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("run", help="run claims (topics or claim ids; none = every claim)")
+    p.add_argument("selectors", nargs="*", metavar="TOPIC|CLAIM")
+    budget = p.add_mutually_exclusive_group()
+    budget.add_argument("--quick", dest="budget", action="store_const", const="quick", help="smallest sample budget")
+    budget.add_argument("--rigorous", dest="budget", action="store_const", const="rigorous", help="largest sample budget")
+    budget.add_argument("--budget", dest="budget", choices=sorted(BUDGETS), help="budget by name (default: default)")
+    p.add_argument("--seed", type=int, help="random seed (plan order, bootstrap); printed in every rerun command")
+    p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                   help="set a claim parameter (applies to every selected claim that has it)")
+    p.add_argument("--cpu", type=int, default=-1, help="CPU to pin kernels to (default: the last one allowed)")
+    add_db(p)
+    add_json(p)
+    p.set_defaults(func=run, budget="default")
+
+
+def parse_params(claims: list[Claim], items: list[str]) -> dict[str, dict[str, Any]]:
+    """--param NAME=VALUE -> {claim id: {name: value}}; unknown names and bad values are usage errors."""
+    per_claim: dict[str, dict[str, Any]] = {c.id: c.defaults() for c in claims}
+    for item in items:
+        name, sep, text = item.partition("=")
+        if not sep or not name:
+            raise UsageError(f"bad --param {item!r}: expected NAME=VALUE")
+        owners = [c for c in claims if c.param(name)]
+        if not owners:
+            known = sorted({p.name for c in claims for p in c.params})
+            raise UsageError(f"unknown parameter {name!r} for the selected claims (known: {', '.join(known) or 'none'})")
+        for c in owners:
+            per_claim[c.id][name] = c.param(name).parse(text)
+    return per_claim
+
+
+def choose_cpu(requested: int) -> int:
+    allowed = sorted(os.sched_getaffinity(0))
+    if requested == -1:
+        return allowed[-1]
+    if requested not in allowed:
+        raise UsageError(f"--cpu {requested} is not available to this process (allowed: {', '.join(map(str, allowed))})")
+    return requested
+
+
+class _Progress:
+    """A rich progress bar on a terminal; a line per claim otherwise."""
+
+    def __init__(self, total_claims: int):
+        self.total = total_claims
+        self.tty = sys.stderr.isatty()
+        self.bar = None
+        if self.tty:
+            from rich.console import Console
+            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self.bar = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[note]}"),
+                                TimeElapsedColumn(), console=Console(file=sys.stderr), transient=True)
+            self.bar.start()
+            self.task = self.bar.add_task("", total=1, note="")
+
+    def start(self, index: int, claim_id: str) -> None:
+        label = f"[{index}/{self.total}] {claim_id}"
+        if self.bar:
+            self.bar.update(self.task, description=label, completed=0, total=1, note="")
+        else:
+            print(f"perflab: {label} ...", file=sys.stderr, flush=True)
+
+    def step(self, claim_id: str, done: int, planned: int, note: str) -> None:
+        if self.bar:
+            self.bar.update(self.task, completed=done, total=planned, note=note)
+
+    def finish(self, index: int, rec: dict[str, Any]) -> None:
+        line = f"[{index}/{self.total}] {rec['claim']}: {rec['outcome']} ({rec['duration_s']:.1f} s)"
+        if self.bar:
+            self.bar.console.print(line)
+        else:
+            print(f"perflab: {line}", file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self.bar:
+            self.bar.stop()
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def run(args) -> int:
+    claims = registry.select(args.selectors)
+    params = parse_params(claims, args.param)
+    cpu = choose_cpu(args.cpu)
+    budget = BUDGETS[args.budget]
+    seed = args.seed if args.seed is not None else secrets.randbelow(2**31)
+    store = Store(args.db)  # fail before measuring if the database cannot be used
+    facts = host.collect()
+    run_id = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(2)
+    store.begin_run(run_id, _now(), __version__, budget.name, seed, sys.argv[1:], facts, host.fingerprint(facts))
+    print(f"perflab: run {run_id}, {len(claims)} claim(s), budget {budget.name}, seed {seed}, "
+          f"CPU {cpu}, database {store.path}", file=sys.stderr)
+    progress = _Progress(len(claims))
+    records = []
+    cache = runner.SampleCache()
+    status = "interrupted"
+    try:
+        for index, claim in enumerate(claims, 1):
+            progress.start(index, claim.id)
+            settings = Settings(params=params[claim.id], budget=budget, seed=seed, cpu=cpu, host=facts)
+            verdict = runner.run_claim(claim, settings, progress=progress.step, cache=cache)
+            rec = to_record(verdict, claim.statement, facts, run_id, __version__)
+            store.save_result(run_id, rec, verdict.samples)
+            records.append(rec)
+            progress.finish(index, rec)
+            if args.json:
+                print(json.dumps(rec), flush=True)
+        status = "complete"
+    finally:
+        progress.close()
+        store.finish_run(run_id, _now(), status)
+        if status != "complete":
+            print(f"perflab: run {run_id} interrupted; {len(records)} verdict(s) stored in {store.path}", file=sys.stderr)
+    if not args.json:
+        terminal.render(records, sys.stdout)
+    return 0

@@ -1,0 +1,33 @@
+"""perflab show [RUN]: a stored run again, from the database."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from perflab.cli.common import add_db, add_json
+from perflab.report import terminal
+from perflab.store import Store
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("show", help="show a stored run (default: the last)")
+    p.add_argument("run", nargs="?", default="last", help="'last', a run id or a unique prefix of one")
+    add_db(p)
+    add_json(p)
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    store = Store(args.db)
+    run_id = store.resolve_run(args.run)
+    info = store.run_info(run_id)
+    records = store.results(run_id)
+    if args.json:
+        for rec in records:
+            print(json.dumps(rec))
+        return 0
+    print(f"run {run_id}: {info['started_at']}, budget {info['budget']}, seed {info['seed']}, "
+          f"{info['status']}, perflab {info['perflab_version']}", file=sys.stderr)
+    terminal.render(records, sys.stdout)
+    return 0

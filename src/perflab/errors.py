@@ -1,0 +1,38 @@
+"""Typed errors, raised by library code and caught once by the CLI (as asv's UserError).
+
+Exit codes follow the CLI convention: 1 = could not run (the environment said no),
+2 = usage error (argparse's convention for a bad flag, claim or parameter).
+"""
+
+from __future__ import annotations
+
+
+class PerflabError(Exception):
+    """An error meant for the user: one clear line, no traceback."""
+
+    exit_code = 1
+
+
+class UsageError(PerflabError):
+    """The user asked for something that does not exist or is out of range."""
+
+    exit_code = 2
+
+
+class EnvironmentRefused(PerflabError):
+    """The environment said no: unwritable database, newer schema, missing PID..."""
+
+    exit_code = 1
+
+
+class KernelUnsupported(PerflabError):
+    """A kernel exited 77: the measurement cannot run here (reason in the message)."""
+
+
+class KernelFailed(PerflabError):
+    """A kernel crashed, hung or printed something that is not its JSON record."""
+
+    def __init__(self, message: str, stderr: str = "", returncode: int | None = None):
+        super().__init__(message)
+        self.stderr = stderr
+        self.returncode = returncode

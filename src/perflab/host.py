@@ -1,0 +1,113 @@
+"""Machine facts recorded with every run (asv's machine.json, pyperf's metadata).
+
+Every reader tolerates a missing file: a fact that cannot be read is recorded as None
+("unavailable"), never as 0.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import resource
+from pathlib import Path
+from typing import Any
+
+# Capability numbers from include/uapi/linux/capability.h (the ones perflab cares about).
+_CAPS = {
+    12: "CAP_NET_ADMIN",
+    19: "CAP_SYS_PTRACE",
+    21: "CAP_SYS_ADMIN",
+    24: "CAP_SYS_RESOURCE",
+    38: "CAP_PERFMON",
+    39: "CAP_BPF",
+}
+
+
+def _read(path: str | Path) -> str | None:
+    try:
+        return Path(path).read_text().strip()
+    except OSError:
+        return None
+
+
+def _selected(text: str | None) -> str | None:
+    """'always [madvise] never' -> 'madvise' (sysfs multiple-choice files)."""
+    if not text:
+        return None
+    for word in text.split():
+        if word.startswith("["):
+            return word.strip("[]")
+    return text
+
+
+def cpu_model(cpuinfo: str | None) -> str | None:
+    for line in (cpuinfo or "").splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return None
+
+
+def caches(sysfs_cpu: Path = Path("/sys/devices/system/cpu/cpu0/cache")) -> list[dict[str, Any]]:
+    """Cache levels of CPU 0 from sysfs (Documentation/ABI/testing/sysfs-devices-system-cpu)."""
+    out = []
+    for index in sorted(sysfs_cpu.glob("index*")):
+        level, ctype, size = (_read(index / f) for f in ("level", "type", "size"))
+        if level and size:
+            out.append({"level": int(level), "type": ctype, "size": size})
+    return out
+
+
+def parse_capeff(status: str | None) -> list[str] | None:
+    for line in (status or "").splitlines():
+        if line.startswith("CapEff:"):
+            mask = int(line.split()[1], 16)
+            return [name for bit, name in sorted(_CAPS.items()) if mask >> bit & 1]
+    return None
+
+
+def virtualization(cpuinfo: str | None) -> str | None:
+    vendor = _read("/sys/class/dmi/id/sys_vendor")
+    product = _read("/sys/class/dmi/id/product_name")
+    hypervisor = " hypervisor" in (cpuinfo or "") or "hypervisor " in (cpuinfo or "")
+    if vendor or product:
+        label = " ".join(x for x in (vendor, product) if x)
+        return f"vm ({label})" if hypervisor else label
+    return "vm" if hypervisor else "none detected"
+
+
+def collect() -> dict[str, Any]:
+    cpuinfo = _read("/proc/cpuinfo")
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    uname = os.uname()
+    try:
+        glibc = os.confstr("CS_GNU_LIBC_VERSION")
+    except (ValueError, OSError):
+        glibc = None
+    paranoid = _read("/proc/sys/kernel/perf_event_paranoid")
+    facts: dict[str, Any] = {
+        "hostname": uname.nodename,
+        "cpu_model": cpu_model(cpuinfo),
+        "cores_online": os.cpu_count(),
+        "cpus_allowed": sorted(os.sched_getaffinity(0)),
+        "caches": caches(),
+        "kernel": f"{uname.sysname} {uname.release} {uname.machine}",
+        "glibc": glibc,
+        "python": platform.python_version(),
+        "virtualization": virtualization(cpuinfo),
+        "root": os.geteuid() == 0,
+        "capabilities": parse_capeff(_read("/proc/self/status")),
+        "perf_event_paranoid": int(paranoid) if paranoid and paranoid.lstrip("-").isdigit() else None,
+        "thp": _selected(_read("/sys/kernel/mm/transparent_hugepage/enabled")),
+        "clocksource": _read("/sys/devices/system/clocksource/clocksource0/current_clocksource"),
+        "rlimit_nofile": {"soft": soft, "hard": hard},
+    }
+    return facts
+
+
+def fingerprint(facts: dict[str, Any]) -> str:
+    """Stable id of the machine configuration results may be compared across."""
+    keys = ("hostname", "cpu_model", "cores_online", "kernel", "glibc", "virtualization")
+    blob = json.dumps({k: facts.get(k) for k in keys}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]

@@ -1,0 +1,90 @@
+"""Terminal rendering with rich: a verdict table and, per claim, its evidence."""
+
+from __future__ import annotations
+
+from typing import Any, TextIO
+
+from rich.console import Console
+from rich.table import Table
+
+STYLE = {
+    "supported": "bold green",
+    "refuted": "bold red",
+    "inconclusive": "yellow",
+    "skipped": "dim",
+    "error": "bold magenta",
+}
+
+
+def fmt(value: Any, unit: str = "") -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, float):
+        text = f"{value:.4g}" if abs(value) < 1e5 else f"{value:.3e}"
+    else:
+        text = str(value)
+    return f"{text} {unit}".rstrip()
+
+
+def render(records: list[dict[str, Any]], out: TextIO, detail: bool = True) -> None:
+    console = Console(file=out, highlight=False, soft_wrap=False, width=max(100, Console(file=out).width))
+    table = Table(title="perflab verdicts", show_lines=False)
+    table.add_column("claim", no_wrap=True)
+    table.add_column("outcome")
+    table.add_column("decision quantity")
+    table.add_column("value [CI]")
+    table.add_column("controls")
+    table.add_column("time", justify="right")
+    for rec in records:
+        dec = rec.get("decision") or {}
+        ci = dec.get("ci")
+        value = fmt(dec.get("value")) + (f" [{fmt(ci[0])}, {fmt(ci[1])}]" if ci else "")
+        controls = ", ".join(
+            f"{name} {'ok' if c.get('passed') else 'FAILED' if c.get('passed') is False else 'n/a'}"
+            for name, c in (rec.get("controls") or {}).items()
+        ) or "-"
+        table.add_row(
+            rec["claim"],
+            f"[{STYLE.get(rec['outcome'], '')}]{rec['outcome']}[/]",
+            dec.get("quantity", rec["summary"] if rec["outcome"] in ("skipped", "error") else "-"),
+            value if dec else "-",
+            controls,
+            f"{rec['duration_s']:.1f} s",
+        )
+    console.print(table)
+    if not detail:
+        return
+    for rec in records:
+        console.rule(f"{rec['claim']}: {rec['outcome']}")
+        console.print(rec.get("statement", ""), style="italic")
+        console.print(rec["summary"])
+        thresholds = (rec.get("decision") or {}).get("thresholds")
+        if thresholds:
+            console.print("thresholds (fixed in advance): " + "; ".join(f"{k}: {v}" for k, v in thresholds.items() if not isinstance(v, dict)))
+        for s in rec.get("series", []):
+            if s.get("role") == "control" and s["name"].startswith("a/a"):
+                continue
+            pts = "  ".join(
+                (f"{p['x']}: " if p["x"] is not None else "") + f"{fmt(p['median'])} [{fmt(p['ci'][0])}, {fmt(p['ci'][1])}] n={p['n']}"
+                for p in s["points"]
+            )
+            label = f"{s['name']} ({s['unit']}{', by ' + s['x'] if s['x'] else ''})"
+            console.print(f"  {label}: {pts}")
+            if "growth_exponent" in s:
+                g, f = s["growth_exponent"], s.get("affine_fit")
+                line = f"    growth exponent (top decade) {g['value']:.3f} [{g['ci'][0]:.3f}, {g['ci'][1]:.3f}]"
+                if f:
+                    line += f"; fit a + b*N: a = {fmt(f['a']['value'])} {s['unit']}, b = {fmt(f['b']['value'])} {s['unit']} per {s['x']}"
+                console.print(line)
+        for name, c in (rec.get("controls") or {}).items():
+            console.print(f"  control {name} ({c.get('kind')}): {'passed' if c.get('passed') else 'FAILED' if c.get('passed') is False else 'not evaluated'} "
+                          + ", ".join(f"{k}={v}" for k, v in c.items() if k not in ("kind", "passed")))
+        ev = rec.get("evidence") or {}
+        if "stderr" in ev and ev["stderr"]:
+            console.print("  kernel stderr:\n" + ev["stderr"])
+        if ev.get("overheads"):
+            console.print("  subtracted overheads: " + ", ".join(f"{k} {fmt(v)}" for k, v in ev["overheads"].items()))
+        if "rounds" in ev:
+            console.print(f"  rounds: {ev['rounds']} ({'stopped early' if ev.get('stopped_early') else 'full budget'}), kernels pinned to CPU {ev.get('cpu')}")
+        console.print(f"  why: {rec['explanation']}")
+        console.print(f"  rerun: {rec['rerun']}", style="dim")

@@ -1,0 +1,145 @@
+"""Results database: SQLite (stdlib), WAL, versioned schema (store/schema.py).
+
+Default path ``$XDG_DATA_HOME/perflab/perflab.db`` (``~/.local/share`` when unset),
+overridden by ``--db PATH`` or ``PERFLAB_DB``. Each verdict is committed as soon as its
+claim finishes, so an interrupted run keeps what it measured.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from perflab.errors import EnvironmentRefused, UsageError
+from perflab.store.schema import MIGRATIONS, SCHEMA_VERSION
+
+
+def default_path() -> Path:
+    if os.environ.get("PERFLAB_DB"):
+        return Path(os.environ["PERFLAB_DB"])
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "perflab" / "perflab.db"
+
+
+def _user_version(conn: sqlite3.Connection) -> int:
+    return conn.execute("PRAGMA user_version").fetchone()[0]
+
+
+def migrate(conn: sqlite3.Connection, path: Path | str = "database") -> int:
+    """Bring the schema up to date; refuse a database from a newer perflab."""
+    version = _user_version(conn)
+    if version > SCHEMA_VERSION:
+        raise EnvironmentRefused(
+            f"{path} has schema version {version}, newer than this perflab's {SCHEMA_VERSION}: "
+            "upgrade perflab, or use another database with --db"
+        )
+    for number in range(version, SCHEMA_VERSION):
+        with conn:  # one transaction per migration
+            conn.executescript(f"BEGIN; {MIGRATIONS[number]} PRAGMA user_version = {number + 1}; COMMIT;")
+    return SCHEMA_VERSION
+
+
+class Store:
+    def __init__(self, path: Path | str | None = None):
+        self.path = Path(path) if path else default_path()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.conn = sqlite3.connect(self.path, isolation_level=None)
+            self.conn.execute("PRAGMA journal_mode=WAL")
+            self.conn.execute("PRAGMA foreign_keys=ON")
+            migrate(self.conn, self.path)
+        except (OSError, sqlite3.Error) as exc:
+            reason = getattr(exc, "strerror", None) or str(exc)
+            raise EnvironmentRefused(f"cannot use database {self.path}: {reason}") from None
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def _write(self, sql: str, args: tuple) -> None:
+        try:
+            with self.conn:
+                self.conn.execute("BEGIN")
+                self.conn.execute(sql, args)
+        except sqlite3.Error as exc:
+            raise EnvironmentRefused(f"cannot write to database {self.path}: {exc}") from None
+
+    def begin_run(self, run_id: str, started_at: str, version: str, budget: str, seed: int,
+                  argv: list[str], host: dict[str, Any], fingerprint: str) -> None:
+        self._write(
+            "INSERT INTO runs (id, started_at, status, perflab_version, budget, seed, argv, host, host_fingerprint)"
+            " VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?)",
+            (run_id, started_at, version, budget, seed, json.dumps(argv), json.dumps(host), fingerprint),
+        )
+
+    def save_result(self, run_id: str, record: dict[str, Any], samples: list[dict[str, Any]]) -> None:
+        try:
+            with self.conn:
+                self.conn.execute("BEGIN")
+                self.conn.execute(
+                    "INSERT INTO results (run_id, claim, outcome, summary, source_hash, duration_s, record)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (run_id, record["claim"], record["outcome"], record["summary"], record["source_hash"],
+                     record["duration_s"], json.dumps(record)),
+                )
+                self.conn.executemany(
+                    "INSERT INTO samples (run_id, claim, series, x, round, value, record) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    [(run_id, record["claim"], s["series"], json.dumps(s["x"]), s["round"], s["value"],
+                      json.dumps(s["record"])) for s in samples],
+                )
+        except sqlite3.Error as exc:
+            raise EnvironmentRefused(f"cannot write to database {self.path}: {exc}") from None
+
+    def finish_run(self, run_id: str, finished_at: str, status: str) -> None:
+        self._write("UPDATE runs SET finished_at = ?, status = ? WHERE id = ?", (finished_at, status, run_id))
+
+    def resolve_run(self, ref: str) -> str:
+        """'last', a run id, or an unambiguous prefix of one."""
+        if ref == "last":
+            row = self.conn.execute("SELECT id FROM runs ORDER BY started_at DESC, rowid DESC LIMIT 1").fetchone()
+            if not row:
+                raise EnvironmentRefused(f"no runs in {self.path} yet: try 'perflab run'")
+            return row[0]
+        rows = self.conn.execute("SELECT id FROM runs WHERE id LIKE ? || '%'", (ref,)).fetchall()
+        if len(rows) != 1:
+            raise UsageError(f"{'no' if not rows else 'more than one'} run matches {ref!r} in {self.path}")
+        return rows[0][0]
+
+    def run_info(self, run_id: str) -> dict[str, Any]:
+        row = self.conn.execute(
+            "SELECT id, started_at, finished_at, status, perflab_version, budget, seed, argv, host FROM runs WHERE id = ?",
+            (run_id,),
+        ).fetchone()
+        keys = ("id", "started_at", "finished_at", "status", "perflab_version", "budget", "seed", "argv", "host")
+        info = dict(zip(keys, row))
+        info["argv"], info["host"] = json.loads(info["argv"]), json.loads(info["host"])
+        return info
+
+    def results(self, run_id: str) -> list[dict[str, Any]]:
+        rows = self.conn.execute("SELECT record FROM results WHERE run_id = ? ORDER BY rowid", (run_id,))
+        return [json.loads(r[0]) for r in rows]
+
+    def samples(self, run_id: str, claim: str) -> list[dict[str, Any]]:
+        rows = self.conn.execute(
+            "SELECT series, x, round, value, record FROM samples WHERE run_id = ? AND claim = ? ORDER BY rowid",
+            (run_id, claim),
+        )
+        return [{"series": s, "x": json.loads(x), "round": r, "value": v, "record": json.loads(rec)}
+                for s, x, r, v, rec in rows]
+
+    def history(self, claim: str) -> list[dict[str, Any]]:
+        rows = self.conn.execute(
+            "SELECT r.run_id, u.started_at, r.outcome, r.summary, r.source_hash, u.host_fingerprint, u.budget, r.record"
+            " FROM results r JOIN runs u ON u.id = r.run_id WHERE r.claim = ? ORDER BY u.started_at, r.rowid",
+            (claim,),
+        )
+        out = []
+        for run_id, started, outcome, summary, shash, fp, budget, record in rows:
+            rec = json.loads(record)
+            dec = rec.get("decision") or {}
+            out.append({"run_id": run_id, "started_at": started, "outcome": outcome, "summary": summary,
+                        "source_hash": shash, "host_fingerprint": fp, "budget": budget,
+                        "value": dec.get("value"), "ci": dec.get("ci"), "quantity": dec.get("quantity")})
+        return out
