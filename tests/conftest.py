@@ -1,0 +1,151 @@
+"""Shared fixtures: synthetic series, a CLI runner, a third-party claim plug-in."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from perflab.model import Series
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def synthetic(
+    name: str,
+    xs,
+    cost,
+    n: int = 8,
+    noise: float = 0.04,
+    outlier_every: int = 20,
+    outlier: float = 1.6,
+    seed: int = 1,
+    x: str | None = "watched_fds",
+    unit: str = "ns",
+) -> Series:
+    """A realistic measured series: cost(x) with lognormal noise and an occasional slow
+    process (1.6x, about the worst per-process outlier seen on this VM)."""
+    rng = random.Random(f"{name}:{seed}")
+    s = Series(name, x, unit)
+    k = 0
+    for xv in xs:
+        for _ in range(n):
+            k += 1
+            v = cost(xv) * math.exp(rng.gauss(0, noise))
+            if outlier_every and k % outlier_every == 0:
+                v *= outlier
+            s.add(xv, v)
+    return s
+
+
+SWEEP = (1, 10, 100, 1000, 1998, 3997, 9992, 19984)
+
+
+def power(a: float, b: float, e: float):
+    """cost = a + b * N**e: an intercept (syscall entry) plus a growing part."""
+    return lambda n: a + b * n**e
+
+
+@pytest.fixture
+def db(tmp_path) -> Path:
+    return tmp_path / "perflab.db"
+
+
+def cli(*args: str, env: dict | None = None, timeout: float = 300, **kw) -> subprocess.CompletedProcess:
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "perflab", *args],
+        capture_output=True, text=True, env=full_env, timeout=timeout, **kw
+    )
+
+
+PLUGIN_SOURCE = '''
+"""Test claims plugged in through the perflab.claims entry-point group."""
+import os
+from perflab.claim import Claim, SeriesSpec
+from perflab.model import Decision, Outcome
+
+SH = "/bin/sh"
+
+
+def _plan(argv, timeout=60.0):
+    def plan(settings):
+        return [SeriesSpec(name="s", x=None, unit="ns", xs=(None,), argv=lambda _x: argv,
+                           value=lambda r: r["v"], timeout_s=timeout)]
+    return plan
+
+
+def _decide(series, conf, rng, n_boot):
+    vals = series["s"].points.get(None, [])
+    return Decision(Outcome.SUPPORTED if vals else Outcome.INCONCLUSIVE, "v", vals[0] if vals else None,
+                    None, {"supported": "any value"})
+
+
+def claim(cid, argv, timeout=60.0):
+    return Claim(id=cid, statement=cid, seed_point="test", mechanism="test plug-in", kernel="none",
+                 thresholds={}, plan=_plan(argv, timeout), decide=_decide)
+
+
+PIDFILE = os.environ.get("FAKE_PIDFILE", "/dev/null")
+CLAIMS = [
+    claim("fake.ok", [SH, "-c", 'echo \\'{"v": 1.0}\\'']),
+    claim("fake.crash", [SH, "-c", "echo 'kernel exploded' >&2; kill -SEGV $$"]),
+    claim("fake.garbage", [SH, "-c", "echo not-json"]),
+    claim("fake.unsupported", [SH, "-c", "echo 'needs a flux capacitor' >&2; exit 77"]),
+    claim("fake.hang", [SH, "-c", f"sleep 300 & echo $! >> {PIDFILE}; wait"], timeout=300.0),
+    claim("fake.timeout", [SH, "-c", f"sleep 300 & echo $! >> {PIDFILE}; wait"], timeout=1.0),
+]
+'''
+
+
+@pytest.fixture
+def plugin(tmp_path) -> dict:
+    """A third-party claim file, installed as a distribution with an entry point."""
+    root = tmp_path / "plugin"
+    root.mkdir()
+    (root / "fakeclaims.py").write_text(PLUGIN_SOURCE)
+    dist = root / "fakeclaims-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: fakeclaims\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text(textwrap.dedent("""\
+        [perflab.claims]
+        fake = fakeclaims
+        """))
+    pidfile = tmp_path / "pids"
+    env = {"PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")]), "FAKE_PIDFILE": str(pidfile)}
+    return {"env": env, "pidfile": pidfile}
+
+
+def alive(pid: int) -> bool:
+    """True if the process exists and is not a zombie."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return False
+    return state != "Z"
+
+
+def _run_all(tmp_path_factory, budget: str) -> dict:
+    db = tmp_path_factory.mktemp(budget) / "live.db"
+    p = cli("run", "--budget", budget, "--json", "--seed", "12345", "--db", str(db), timeout=900)
+    assert p.returncode == 0, p.stderr
+    return {r["claim"]: r for r in map(json.loads, p.stdout.splitlines())}
+
+
+@pytest.fixture(scope="session")
+def quick_records(tmp_path_factory) -> dict:
+    """Every registered claim run once on this machine at the smallest budget."""
+    return _run_all(tmp_path_factory, "quick")
+
+
+@pytest.fixture(scope="session")
+def live_records(tmp_path_factory) -> dict:
+    """Every registered claim at the default budget: what a user's `perflab run` does."""
+    return _run_all(tmp_path_factory, "default")

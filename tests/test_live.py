@@ -1,0 +1,79 @@
+"""Live verdicts on this machine: the controls passed, and the evidence printed agrees
+with the outcome (checked on the raw series, independently of the rule)."""
+
+from __future__ import annotations
+
+import pytest
+
+pytestmark = pytest.mark.live
+
+
+def series(rec, name):
+    return {p["x"]: p["median"] for p in next(s for s in rec["series"] if s["name"] == name)["points"]}
+
+
+def growth(points):
+    """Cost at the largest N over cost at the smallest."""
+    xs = sorted(points)
+    return points[xs[-1]] / points[xs[0]]
+
+
+IO = ["io.select-linear", "io.poll-linear", "io.epoll-flat", "io.epoll-needs-edge", "io.epoll-all-ready"]
+
+
+@pytest.mark.parametrize("cid", IO + ["space.syscall-in-context"])
+def test_ran_and_controls_passed(cid, live_records):
+    rec = live_records[cid]
+    assert rec["outcome"] not in ("error", "skipped"), rec["summary"]
+    for name, c in rec["controls"].items():
+        assert c["passed"] is True, (name, c)
+
+
+@pytest.mark.parametrize("cid,name", [("io.select-linear", "select"), ("io.poll-linear", "poll")])
+def test_linear_evidence(cid, name, live_records):
+    rec = live_records[cid]
+    pts = series(rec, name)
+    if rec["outcome"] == "supported":
+        # 20,000 descriptors cost hundreds of times one descriptor, and roughly 10x
+        # between the ends of the top decade
+        assert growth(pts) > 100
+        xs = sorted(pts)
+        top = [x for x in xs if x >= xs[-1] / 10]
+        assert 5 < pts[top[-1]] / pts[top[0]] < 20
+    elif rec["outcome"] == "refuted":
+        assert growth(pts) < 30
+
+
+@pytest.mark.parametrize("cid", ["io.epoll-flat", "io.epoll-needs-edge"])
+def test_epoll_evidence(cid, live_records):
+    rec = live_records[cid]
+    lt = series(rec, "epoll-lt")
+    flat = 0.6 < growth(lt) < 1.6
+    if cid == "io.epoll-flat" and rec["outcome"] == "supported":
+        assert flat
+    if cid == "io.epoll-needs-edge" and rec["outcome"] == "refuted":
+        assert flat  # level-triggered is flat too
+        assert 0.6 < growth(series(rec, "epoll-et")) < 1.6
+    if rec["outcome"] != "inconclusive":
+        # the positive control saw the linear workload grow on the same apparatus
+        assert growth(series(rec, "spin-control")) > 1000
+
+
+def test_all_ready_evidence(live_records):
+    rec = live_records["io.epoll-all-ready"]
+    pts = series(rec, "epoll-all-ready")
+    if rec["outcome"] == "refuted":
+        assert growth(pts) < 10
+    else:  # supported or inconclusive: the cost clearly grows with the number ready
+        assert growth(pts) > 100
+
+
+def test_syscall_in_context_evidence(live_records):
+    rec = live_records["space.syscall-in-context"]
+    per_call = series(rec, "context-switches")[None]
+    if rec["outcome"] == "supported":
+        assert per_call < 0.001
+    t = {n: series(rec, n)[None] for n in ("function-call", "vdso-clock_gettime", "syscall-getppid", "process-switch")}
+    # the ladder the explanation describes: call < vDSO < kernel entry < switch
+    assert t["function-call"] < t["vdso-clock_gettime"] < t["syscall-getppid"] < t["process-switch"]
+    assert 20 < t["syscall-getppid"] < 5000

@@ -1,0 +1,156 @@
+"""The runner on real claim plans with a fake kernel: sequential stopping, controls,
+interleaving, failures, sharing. No process is started here."""
+
+from __future__ import annotations
+
+import math
+import random
+
+import pytest
+
+from perflab import registry, runner
+from perflab.claim import Settings
+from perflab.errors import KernelFailed, KernelUnsupported
+from perflab.model import BUDGETS, Outcome
+
+HOST = {"rlimit_nofile": {"soft": 20000, "hard": 20000}}
+
+
+def claim(cid):
+    return next(c for c in registry.all_claims() if c.id == cid)
+
+
+def settings(budget="quick", seed=11, params=None):
+    c_params = params or {"max_fds": 0}
+    return Settings(params=c_params, budget=BUDGETS[budget], seed=seed, cpu=1, host=HOST)
+
+
+def arg(argv, key, default=None):
+    for a in argv:
+        if a.startswith(f"--{key}="):
+            return a.split("=", 1)[1]
+    return default
+
+
+class FakeIomux:
+    """Stands in for the iomux kernel: cost models per variant, noise, a call log."""
+
+    def __init__(self, models, noise=0.03, seed=0, noisy_at=None):
+        self.models = models
+        self.noise = noise
+        self.noisy_at = noisy_at or {}
+        self.rng = random.Random(seed)
+        self.calls = []
+
+    def __call__(self, argv, timeout):
+        self.calls.append(tuple(argv))
+        variant, n = arg(argv, "variant"), int(arg(argv, "n"))
+        noise = self.noisy_at.get(n, self.noise)
+        value = self.models[variant](n) * math.exp(self.rng.gauss(0, noise))
+        return {"per_op_ns": [value] * 3, "timer_overhead_ns": 20, "loop_overhead_ns": 0.3}
+
+
+LINEAR = {"select": lambda n: 450 + 30 * n, "poll": lambda n: 450 + 28 * n}
+
+
+def test_clear_effect_stops_at_the_first_look():
+    fake = FakeIomux(LINEAR)
+    v = runner.run_claim(claim("io.select-linear"), settings(), measure=fake)
+    assert v.outcome is Outcome.SUPPORTED
+    assert v.evidence["rounds"] == BUDGETS["quick"].looks[0]
+    assert v.evidence["stopped_early"] is True
+    assert v.controls[0].name == "a/a" and v.controls[0].passed
+
+
+def test_null_effect_runs_to_the_budget_and_is_inconclusive():
+    # exponent ~0.65: neither linear (>= 0.8) nor clearly sublinear (< 0.5)
+    fake = FakeIomux({"select": lambda n: 450 + 120 * n**0.65})
+    for budget in ("quick", "default"):
+        v = runner.run_claim(claim("io.select-linear"), settings(budget), measure=fake)
+        assert v.outcome is Outcome.INCONCLUSIVE
+        assert v.evidence["rounds"] == BUDGETS[budget].looks[-1]
+        assert [look["round"] for look in v.evidence["looks"]] == list(BUDGETS[budget].looks)
+
+
+def test_failed_aa_control_makes_a_clear_effect_inconclusive():
+    # the A/A configuration (N ~ 1000) is far too noisy to show equivalence
+    fake = FakeIomux(LINEAR, noisy_at={1000: 0.5})
+    v = runner.run_claim(claim("io.select-linear"), settings(), measure=fake)
+    assert v.decision.outcome is Outcome.SUPPORTED  # the rule alone would have said so
+    assert v.outcome is Outcome.INCONCLUSIVE
+    assert "a/a" in v.summary and v.controls[0].passed is False
+    assert v.evidence["rounds"] == BUDGETS["quick"].looks[-1]  # never stopped early
+
+
+def test_failed_positive_control_makes_flat_epoll_inconclusive():
+    # a broken apparatus that sees no growth anywhere: the linear spin control catches it
+    fake = FakeIomux({"epoll-lt": lambda n: 420.0, "spin": lambda n: 5.0})
+    v = runner.run_claim(claim("io.epoll-flat"), settings(), measure=fake)
+    assert v.decision.outcome is Outcome.SUPPORTED
+    assert v.outcome is Outcome.INCONCLUSIVE
+    assert {c.name: c.passed for c in v.controls} == {"a/a": True, "linear-spin": False}
+
+
+def test_kernel_failure_is_an_error_verdict_with_stderr():
+    def crash(argv, timeout):
+        raise KernelFailed("iomux killed by signal SIGSEGV", stderr="segfault at 0x0", returncode=-11)
+
+    v = runner.run_claim(claim("io.poll-linear"), settings(), measure=crash)
+    assert v.outcome is Outcome.ERROR
+    assert "SIGSEGV" in v.summary and v.evidence["stderr"] == "segfault at 0x0"
+
+
+def test_unsupported_kernel_is_skipped_with_its_reason():
+    def no(argv, timeout):
+        raise KernelUnsupported("needs 30016 fds, RLIMIT_NOFILE hard limit is 20000")
+
+    v = runner.run_claim(claim("io.poll-linear"), settings(params={"max_fds": 30000}), measure=no)
+    assert v.outcome is Outcome.SKIPPED and "RLIMIT_NOFILE" in v.summary
+
+
+def test_points_are_shuffled_interleaved_and_reproducible():
+    a, b = FakeIomux(LINEAR), FakeIomux(LINEAR)
+    runner.run_claim(claim("io.select-linear"), settings(seed=5), measure=a)
+    runner.run_claim(claim("io.select-linear"), settings(seed=5), measure=b)
+    assert a.calls == b.calls  # same seed, same plan order
+    per_round = len(a.calls) // 3
+    rounds = [a.calls[i * per_round : (i + 1) * per_round] for i in range(3)]
+    ns = [[int(arg(c, "n")) for c in r] for r in rounds]
+    assert ns[0] != sorted(ns[0]) and ns[0] != ns[1]
+    c = FakeIomux(LINEAR)
+    runner.run_claim(claim("io.select-linear"), settings(seed=6), measure=c)
+    assert c.calls != a.calls
+
+
+def test_budget_changes_samples_not_the_sweep():
+    quick = {s.name: s.xs for s in claim("io.select-linear").plan(settings("quick"))}
+    rigorous = {s.name: s.xs for s in claim("io.select-linear").plan(settings("rigorous"))}
+    assert quick == rigorous
+    assert max(quick["select"]) == 20000 - 16 and min(quick["select"]) == 1
+
+
+def test_claims_share_identical_measurements_within_a_run():
+    models = {"epoll-lt": lambda n: 420.0, "epoll-et": lambda n: 440.0, "spin": lambda n: 1 + 1.1 * n}
+    cache = runner.SampleCache()
+    first = FakeIomux(models)
+    v1 = runner.run_claim(claim("io.epoll-flat"), settings(), measure=first, cache=cache)
+    second = FakeIomux(models)
+    v2 = runner.run_claim(claim("io.epoll-needs-edge"), settings(), measure=second, cache=cache)
+    assert v1.outcome is Outcome.SUPPORTED and v2.outcome is Outcome.REFUTED
+    assert all(arg(c, "variant") == "epoll-et" for c in second.calls)  # the rest was reused
+    assert v2.evidence["samples_shared_with_earlier_claims"] > 0
+    # within one claim every sample is still its own process: no record used twice
+    ids = [id(s["record"]) for s in v2.samples]
+    assert len(ids) == len(set(ids))
+
+
+def test_rerun_command_reproduces_the_plan():
+    v = runner.run_claim(claim("io.select-linear"), settings(seed=42, params={"max_fds": 5000}), measure=FakeIomux(LINEAR))
+    assert v.rerun == "perflab run io.select-linear --seed 42 --budget quick --cpu 1 --param max_fds=5000"
+
+
+@pytest.mark.parametrize("budget", sorted(BUDGETS))
+def test_budgets_split_alpha_over_their_looks(budget):
+    b = BUDGETS[budget]
+    assert b.conf_at_look() == pytest.approx(1 - 0.05 / len(b.looks))
+    assert list(b.looks) == sorted(set(b.looks))

@@ -1,0 +1,168 @@
+"""Every decision rule, both ways (and the middle), on realistic synthetic series."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from conftest import SWEEP, power, synthetic
+from perflab import registry, verdict
+from perflab.claims import space
+from perflab.model import Outcome, Series
+
+CONF, NBOOT = 0.975, 400
+SEED = int(__import__("os").environ.get("VERDICT_SEED", "7"))
+
+
+def decide(claim_id: str, *series: Series):
+    claim = next(c for c in registry.all_claims() if c.id == claim_id)
+    return claim.decide({s.name: s for s in series}, CONF, random.Random(SEED), NBOOT)
+
+
+# --- io.select-linear / io.poll-linear: exponent in [0.8, 1.25] supported, < 0.5 refuted
+@pytest.mark.parametrize("claim_id,name", [("io.select-linear", "select"), ("io.poll-linear", "poll")])
+@pytest.mark.parametrize(
+    "cost,expected",
+    [
+        (power(450, 30, 1.0), Outcome.SUPPORTED),  # linear with a syscall-sized intercept
+        (power(450, 60, 0.86), Outcome.SUPPORTED),  # just inside 0.8
+        (power(450, 60, 0.68), Outcome.INCONCLUSIVE),  # between 0.5 and 0.8
+        (power(450, 200, 0.4), Outcome.REFUTED),  # sublinear: just outside 0.5
+        (power(450, 0.002, 1.6), Outcome.INCONCLUSIVE),  # superlinear: above 1.25
+    ],
+)
+def test_linear_rule(claim_id, name, cost, expected):
+    d = decide(claim_id, synthetic(name, SWEEP, cost))
+    assert d.outcome is expected, d
+
+
+# --- io.epoll-flat: exponent in [-0.1, 0.1] supported, > 0.3 refuted
+@pytest.mark.parametrize(
+    "cost,expected",
+    [
+        (lambda n: 420.0, Outcome.SUPPORTED),
+        (power(420, 0.2, 0.5), Outcome.SUPPORTED),  # a slight rise, still flat in the top decade
+        (power(420, 0.5, 1.0), Outcome.REFUTED),  # grows: select-like
+        (power(420, 3, 0.5), Outcome.INCONCLUSIVE),  # exponent ~0.2
+    ],
+)
+def test_epoll_flat_rule(cost, expected):
+    d = decide("io.epoll-flat", synthetic("epoll-lt", SWEEP, cost))
+    assert d.outcome is expected, d
+
+
+# --- io.epoll-needs-edge: LT grows and ET flat supported; LT flat refuted
+@pytest.mark.parametrize(
+    "lt,et,expected",
+    [
+        (power(420, 30, 1.0), lambda n: 430.0, Outcome.SUPPORTED),
+        (lambda n: 420.0, lambda n: 430.0, Outcome.REFUTED),
+        (power(420, 30, 1.0), power(420, 30, 1.0), Outcome.INCONCLUSIVE),  # both grow
+        (power(420, 3, 0.5), lambda n: 430.0, Outcome.INCONCLUSIVE),  # LT in the gap
+    ],
+)
+def test_needs_edge_rule(lt, et, expected):
+    d = decide("io.epoll-needs-edge", synthetic("epoll-lt", SWEEP, lt), synthetic("epoll-et", SWEEP, et))
+    assert d.outcome is expected, d
+    assert "edge-triggered exponent" in d.thresholds
+
+
+# --- io.epoll-all-ready: exponent in [0.8, 1.25] supported, < 0.3 refuted
+@pytest.mark.parametrize(
+    "cost,expected",
+    [
+        (power(400, 90, 1.0), Outcome.SUPPORTED),
+        (lambda n: 400.0, Outcome.REFUTED),
+        (power(400, 90, 1.5), Outcome.INCONCLUSIVE),
+    ],
+)
+def test_all_ready_rule(cost, expected):
+    d = decide("io.epoll-all-ready", synthetic("epoll-all-ready", SWEEP, cost))
+    assert d.outcome is expected, d
+
+
+# --- space.syscall-in-context: switches per call < 0.001 supported, >= 0.5 refuted
+@pytest.mark.parametrize(
+    "per_call,expected",
+    [
+        (3e-5, Outcome.SUPPORTED),
+        (9e-4, Outcome.SUPPORTED),  # just inside
+        (1.0, Outcome.REFUTED),  # a switch per call
+        (0.6, Outcome.REFUTED),
+        (0.01, Outcome.INCONCLUSIVE),
+        (0.45, Outcome.INCONCLUSIVE),  # just outside the refutation threshold
+    ],
+)
+def test_syscall_in_context_rule(per_call, expected):
+    s = synthetic("context-switches", (None,), lambda _x: per_call, n=5, noise=0.02, outlier_every=0, x=None)
+    assert decide("space.syscall-in-context", s).outcome is expected
+
+
+def test_switch_probe_control_rejects_a_blind_counter():
+    good = synthetic("switch-probe-control", (None,), lambda _x: 1.0, noise=0, outlier_every=0, x=None)
+    blind = synthetic("switch-probe-control", (None,), lambda _x: 0.0, noise=0, outlier_every=0, x=None)
+    assert space.probe_control({"switch-probe-control": good}, CONF, random.Random(1), NBOOT).passed is True
+    assert space.probe_control({"switch-probe-control": blind}, CONF, random.Random(1), NBOOT).passed is False
+
+
+def test_spin_positive_control_both_ways():
+    from perflab.claims import io
+
+    linear = synthetic("spin-control", SWEEP, power(1, 1.1, 1.0))
+    flat = synthetic("spin-control", SWEEP, lambda n: 5.0)
+    assert io.spin_control({"spin-control": linear}, CONF, random.Random(1), NBOOT).passed is True
+    assert io.spin_control({"spin-control": flat}, CONF, random.Random(1), NBOOT).passed is False
+
+
+# --- A/A negative control
+def _aa(shift: float, n: int = 15, noise: float = 0.03, seed: int = 3):
+    rng = random.Random(seed)
+    a = [420 * (1 + rng.gauss(0, noise)) for _ in range(n)]
+    b = [420 * shift * (1 + rng.gauss(0, noise)) for _ in range(n)]
+    return verdict.aa_control(a, b, random.Random(seed), 1000)
+
+
+def test_aa_passes_on_equal_sets():
+    assert all(_aa(1.0, seed=s).passed for s in range(5))
+
+
+def test_aa_fails_on_injected_20_percent_difference():
+    assert not any(_aa(1.2, seed=s).passed for s in range(5))
+
+
+def test_aa_fails_when_underpowered():
+    # three samples each, 30% noise: no evidence of equivalence, so it must not pass
+    assert not _aa(1.0, n=3, noise=0.3).passed
+
+
+def test_aa_tolerates_bimodal_processes():
+    # per-process values at 415 or 487 ns in both sets alike (seen on this VM)
+    rng = random.Random(5)
+    a = [rng.choice((415, 415, 487)) * (1 + rng.gauss(0, 0.01)) for _ in range(15)]
+    b = [rng.choice((415, 415, 487)) * (1 + rng.gauss(0, 0.01)) for _ in range(15)]
+    assert verdict.aa_control(a, b, random.Random(5), 1000).passed
+
+
+def test_all_of_combines_parts():
+    from perflab.model import Decision
+
+    def d(o):
+        return Decision(o, "q", 1.0, (0.9, 1.1), {})
+
+    assert verdict.all_of([d(Outcome.SUPPORTED), d(Outcome.SUPPORTED)], "q").outcome is Outcome.SUPPORTED
+    assert verdict.all_of([d(Outcome.SUPPORTED), d(Outcome.REFUTED)], "q").outcome is Outcome.REFUTED
+    assert verdict.all_of([d(Outcome.SUPPORTED), d(Outcome.INCONCLUSIVE)], "q").outcome is Outcome.INCONCLUSIVE
+
+
+def test_few_noisy_samples_do_not_decide():
+    # linear, but three samples per point and a 1.7x outlier every sixth: the interval is
+    # too wide to call, and the rule says so instead of guessing
+    s = synthetic("select", SWEEP, power(450, 30, 1.0), n=3, noise=0.08, outlier_every=6, outlier=1.7)
+    assert decide("io.select-linear", s).outcome is Outcome.INCONCLUSIVE
+
+
+def test_exponent_rule_unmeasurable_is_inconclusive():
+    s = synthetic("select", (10, 19984), power(400, 30, 1.0))  # one point in the top decade
+    d = decide("io.select-linear", s)
+    assert d.outcome is Outcome.INCONCLUSIVE and d.value is None and d.reason
