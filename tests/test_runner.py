@@ -154,3 +154,52 @@ def test_budgets_split_alpha_over_their_looks(budget):
     b = BUDGETS[budget]
     assert b.conf_at_look() == pytest.approx(1 - 0.05 / len(b.looks))
     assert list(b.looks) == sorted(set(b.looks))
+
+
+# --- structural claims: exact checks
+from perflab.claim import Check, Checked, Claim  # noqa: E402
+from perflab.errors import ClaimSkipped  # noqa: E402
+from perflab.model import Control  # noqa: E402
+
+
+def structural(result):
+    def check(settings, measure):
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    return Claim(id="test.exact", statement="s", seed_point="t", mechanism="m", kernel="space",
+                 thresholds={"supported": "all hold"}, check=check)
+
+
+def ck(holds):
+    return Check("c", 1, 1 if holds else 2, holds)
+
+
+@pytest.mark.parametrize(
+    "checks,controls,expected",
+    [
+        ([ck(True), ck(True)], [], Outcome.SUPPORTED),
+        ([ck(True), ck(False)], [], Outcome.REFUTED),
+        ([ck(True), ck(None)], [], Outcome.INCONCLUSIVE),
+        ([], [], Outcome.INCONCLUSIVE),
+        ([ck(True)], [Control("probe", "positive", False, {})], Outcome.INCONCLUSIVE),
+        ([ck(False)], [Control("probe", "positive", True, {})], Outcome.REFUTED),
+    ],
+)
+def test_exact_rule_every_outcome(checks, controls, expected):
+    v = runner.run_claim(structural(Checked(checks, controls)), settings())
+    assert v.outcome is expected
+    assert len(v.evidence["checks"]) == len(checks)
+
+
+def test_structural_skip_and_error():
+    v = runner.run_claim(structural(ClaimSkipped("needs root")), settings())
+    assert v.outcome is Outcome.SKIPPED and "needs root" in v.summary
+    v = runner.run_claim(structural(KernelFailed("x exited 3", stderr="oops")), settings())
+    assert v.outcome is Outcome.ERROR and v.evidence["stderr"] == "oops"
+
+
+def test_a_claim_is_measured_or_structural_not_both():
+    with pytest.raises(TypeError):
+        Claim(id="t.x", statement="s", seed_point="t", mechanism="m", kernel="k", thresholds={})

@@ -40,6 +40,38 @@ class SeriesSpec:
     timeout_s: float = 60.0
 
 
+@dataclass(frozen=True)
+class Check:
+    """One exact check of a structural claim. ``holds`` is None when it could not be
+    evaluated here (e.g. frame numbers without root); ``note`` says why."""
+
+    name: str
+    expected: Any
+    observed: Any
+    holds: bool | None
+    note: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "expected": self.expected, "observed": self.observed,
+                "holds": self.holds, "note": self.note}
+
+
+@dataclass
+class Checked:
+    """What a structural claim's ``check`` returns: its checks, controls, evidence and
+    any series it measured on the way (shown, not decided on)."""
+
+    checks: list[Check]
+    controls: list[Control] = field(default_factory=list)
+    evidence: dict[str, Any] = field(default_factory=dict)
+    series: list[Series] = field(default_factory=list)
+
+
+# measure(argv, timeout_s) -> kernel record (perflab.native.run_kernel, a fake in tests)
+Measure = Callable[[list[str], float], dict[str, Any]]
+# check(settings, measure) -> Checked; raise perflab.errors.ClaimSkipped when nothing can run
+CheckFn = Callable[[Settings, Measure], Checked]
+
 # decide(series by name, confidence level, rng, n_boot) -> Decision
 DecideFn = Callable[[Mapping[str, Series], float, random.Random, int], Decision]
 # positive control(series by name, confidence level, rng, n_boot) -> Control
@@ -54,14 +86,26 @@ class Claim:
     mechanism: str  # one paragraph: why the kernel behaves so, with sources
     kernel: str
     thresholds: Mapping[str, Any]
-    plan: Callable[[Settings], list[SeriesSpec]]
-    decide: DecideFn
+    # A measured claim has a plan (series to sample) and a rule (decide); a structural
+    # claim has a check instead, decided exactly (every check holds / one contradicts).
+    plan: Callable[[Settings], list[SeriesSpec]] | None = None
+    decide: DecideFn | None = None
+    check: CheckFn | None = None
     params: tuple[Param, ...] = ()
     # A/A negative control: (series name, x), x either a value or a function of Settings
     aa: tuple[str, Any] | None = None
     positive: ControlFn | None = None
     requires: Callable[[Mapping[str, Any]], str | None] | None = None
     source: str = field(default="", compare=False)  # file the claim came from (set by registry)
+
+    def __post_init__(self) -> None:
+        measured = self.plan is not None and self.decide is not None
+        if measured == (self.check is not None):
+            raise TypeError(f"claim {self.id}: give either plan and decide, or check")
+
+    @property
+    def structural(self) -> bool:
+        return self.check is not None
 
     @property
     def topic(self) -> str:

@@ -36,3 +36,8 @@ class KernelFailed(PerflabError):
         super().__init__(message)
         self.stderr = stderr
         self.returncode = returncode
+
+
+class ClaimSkipped(PerflabError):
+    """A structural claim's check found nothing it can run here (reason in the message,
+    with what would fix it: "needs root", "apt install golang-go")."""

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from perflab import native, verdict
-from perflab.claim import Claim, SeriesSpec, Settings
-from perflab.errors import KernelFailed, KernelUnsupported
+from perflab.claim import Claim, Measure, SeriesSpec, Settings
+from perflab.errors import ClaimSkipped, KernelFailed, KernelUnsupported
 from perflab.model import Control, Decision, Outcome, Series, Verdict
 from perflab.registry import source_hash
 
@@ -27,8 +27,6 @@ AA_A, AA_B = "a/a:A", "a/a:B"
 REPORT_CONF = 0.95
 STDERR_KEEP = 4000
 
-# measure(argv, timeout_s) -> kernel record; native.run_kernel, or a fake in tests
-Measure = Callable[[list[str], float], dict[str, Any]]
 # progress(claim_id, jobs_done, jobs_planned_max, note)
 Progress = Callable[[str, int, int, str], None]
 
@@ -131,6 +129,8 @@ def run_claim(
     reason = claim.unavailable(settings.host)
     if reason:
         return _base(claim, settings, Outcome.SKIPPED, f"skipped: {reason}", t0)
+    if claim.structural:
+        return _run_structural(claim, settings, measure, t0)
     rng = claim_rng(settings.seed, claim.id)
     budget = settings.budget
     specs = claim.plan(settings)
@@ -203,6 +203,30 @@ def run_claim(
     }
     v.summary = summarize(decision, outcome, why)
     v.samples = samples
+    return v
+
+
+def _run_structural(claim: Claim, settings: Settings, measure: Measure, t0: float) -> Verdict:
+    """A structural claim: its check runs once; exact checks decide (verdict.exact_rule)."""
+    try:
+        checked = claim.check(settings, measure)
+    except (ClaimSkipped, KernelUnsupported) as exc:
+        return _base(claim, settings, Outcome.SKIPPED, f"skipped: {exc}", t0)
+    except KernelFailed as exc:
+        v = _base(claim, settings, Outcome.ERROR, f"error: {exc}", t0)
+        v.evidence = {"stderr": exc.stderr[-STDERR_KEEP:], "returncode": exc.returncode}
+        return v
+    decision = verdict.exact_rule(checked.checks)
+    outcome, why = final_outcome(decision, checked.controls)
+    v = _base(claim, settings, outcome, "", t0)
+    v.decision = decision
+    v.controls = checked.controls
+    v.series = checked.series
+    rng = claim_rng(settings.seed, claim.id)
+    v.series_stats = [verdict.point_stats(s, REPORT_CONF, rng, settings.budget.n_boot) for s in checked.series]
+    v.evidence = {"checks": [c.to_dict() for c in checked.checks], **checked.evidence}
+    held = int(decision.value or 0)
+    v.summary = f"{outcome.value}: {held} of {len(checked.checks)} checks hold" + (f"; {why}" if why else "")
     return v
 
 

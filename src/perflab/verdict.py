@@ -111,6 +111,25 @@ def all_of(decisions: list[Decision], quantity: str) -> Decision:
     )
 
 
+EXACT_THRESHOLDS = {"supported": "every check holds", "refuted": "any check contradicts the claim"}
+
+
+def exact_rule(checks: list, quantity: str = "exact checks") -> Decision:
+    """Structural claims (CLAIMS.md): supported when every check holds, refuted when one
+    contradicts, inconclusive when none contradicts but some could not be evaluated."""
+    held = sum(1 for c in checks if c.holds is True)
+    failed = [c.name for c in checks if c.holds is False]
+    unknown = [c.name for c in checks if c.holds is None]
+    if failed:
+        out, reason = Outcome.REFUTED, "contradicted by: " + ", ".join(failed)
+    elif unknown or not checks:
+        out, reason = Outcome.INCONCLUSIVE, "not evaluated here: " + (", ".join(unknown) or "no checks")
+    else:
+        out, reason = Outcome.SUPPORTED, ""
+    return Decision(out, f"{quantity} holding", float(held), None,
+                    {**EXACT_THRESHOLDS, "checks": len(checks)}, reason=reason)
+
+
 def aa_control(a: list[float], b: list[float], rng: random.Random, n_boot: int, margin: float = AA_MARGIN) -> Control:
     """Negative control: two interleaved sets of fresh processes, one configuration.
 
