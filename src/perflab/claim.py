@@ -38,6 +38,8 @@ class SeriesSpec:
     value: Callable[[dict[str, Any]], float]  # kernel record -> one sample
     role: str = "evidence"  # "evidence" (shown) or "control"
     timeout_s: float = 60.0
+    # more series read from the same processes: (name, unit, record -> sample)
+    derived: tuple[tuple[str, str, Callable[[dict[str, Any]], float]], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,8 @@ class Claim:
     aa: tuple[str, Any] | None = None
     positive: ControlFn | None = None
     requires: Callable[[Mapping[str, Any]], str | None] | None = None
+    # figures derived from the series for the evidence (ratios, per-event costs)
+    derive: Callable[[Mapping[str, Series]], dict[str, Any]] | None = None
     source: str = field(default="", compare=False)  # file the claim came from (set by registry)
 
     def __post_init__(self) -> None:

@@ -135,6 +135,9 @@ def run_claim(
     budget = settings.budget
     specs = claim.plan(settings)
     series = {s.name: Series(s.name, s.x, s.unit, s.role) for s in specs}
+    for spec in specs:
+        for name, unit, _fn in spec.derived:
+            series[name] = Series(name, spec.x, unit, spec.role)
     aa = claim.aa_config(settings)
     if aa:
         aa_spec = next(s for s in specs if s.name == aa[0])
@@ -175,6 +178,9 @@ def run_claim(
                     return v
                 value = float(job.spec.value(record))
                 series[job.series].add(job.x, value)
+                if job.series == job.spec.name:  # not for the A/A sets
+                    for name, _unit, fn in job.spec.derived:
+                        series[name].add(job.x, float(fn(record)))
                 samples.append({"series": job.series, "x": job.x, "round": rounds, "value": value, "record": record})
                 done += 1
                 if progress:
@@ -201,6 +207,11 @@ def run_claim(
         "cpu": settings.cpu,
         "overheads": _overheads(samples),
     }
+    if claim.derive:
+        try:
+            v.evidence["derived"] = claim.derive(series)
+        except (ValueError, KeyError, ZeroDivisionError) as exc:
+            v.evidence["derived"] = {"unavailable": str(exc)}
     v.summary = summarize(decision, outcome, why)
     v.samples = samples
     return v

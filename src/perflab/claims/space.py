@@ -6,6 +6,7 @@ one process holds both kernel space and a user address space."
 
 from __future__ import annotations
 
+from statistics import median
 from typing import Any, Mapping
 
 from perflab.claim import Claim, SeriesSpec, Settings
@@ -88,6 +89,18 @@ def probe_control(series: Mapping[str, Series], conf, rng, n_boot) -> Control:
     )
 
 
+def _derive(series: Mapping[str, Series]) -> dict[str, Any]:
+    """The ladder as ratios: what entering the kernel costs against a call, and what a
+    real switch costs against entering the kernel."""
+    m = {name: median(series[name].points[None]) for name in TIMINGS}
+    return {
+        "syscall_over_function_call": m["syscall-getppid"] / m["function-call"],
+        "syscall_over_vdso": m["syscall-getppid"] / m["vdso-clock_gettime"],
+        "process_switch_over_syscall": m["process-switch"] / m["syscall-getppid"],
+        "probe": "perf_event_open software counter (kernel-side events) when allowed, else getrusage(RUSAGE_THREAD)",
+    }
+
+
 CLAIMS = [
     Claim(
         id="space.syscall-in-context",
@@ -111,5 +124,6 @@ CLAIMS = [
         params=(CALLS,),
         aa=("syscall-getppid", None),
         positive=probe_control,
+        derive=_derive,
     ),
 ]

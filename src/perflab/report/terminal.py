@@ -26,13 +26,26 @@ def fmt(value: Any, unit: str = "") -> str:
     return f"{text} {unit}".rstrip()
 
 
+def short(quantity: str) -> str:
+    return quantity.replace(" over the top decade of ", " by ").replace("growth exponent of ", "exponent ")
+
+
+def fmt_detail(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, list):
+        return "[" + ", ".join(fmt_detail(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {fmt_detail(v)}" for k, v in value.items()) + "}"
+    return str(value)
+
+
 def render(records: list[dict[str, Any]], out: TextIO, detail: bool = True) -> None:
-    console = Console(file=out, highlight=False, soft_wrap=False, width=max(100, Console(file=out).width))
+    console = Console(file=out, highlight=False, soft_wrap=False, width=max(120, Console(file=out).width))
     table = Table(title="perflab verdicts", show_lines=False)
     table.add_column("claim", no_wrap=True)
     table.add_column("outcome")
-    table.add_column("decision quantity")
-    table.add_column("value [CI]")
+    table.add_column("decided on: value [CI]")
     table.add_column("controls")
     table.add_column("time", justify="right")
     for rec in records:
@@ -43,11 +56,11 @@ def render(records: list[dict[str, Any]], out: TextIO, detail: bool = True) -> N
             f"{name} {'ok' if c.get('passed') else 'FAILED' if c.get('passed') is False else 'n/a'}"
             for name, c in (rec.get("controls") or {}).items()
         ) or "-"
+        decided = f"{short(dec['quantity'])}: {value}" if dec else rec["summary"]
         table.add_row(
             rec["claim"],
             f"[{STYLE.get(rec['outcome'], '')}]{rec['outcome']}[/]",
-            dec.get("quantity", rec["summary"] if rec["outcome"] in ("skipped", "error") else "-"),
-            value if dec else "-",
+            decided,
             controls,
             f"{rec['duration_s']:.1f} s",
         )
@@ -78,12 +91,18 @@ def render(records: list[dict[str, Any]], out: TextIO, detail: bool = True) -> N
                 console.print(line)
         for name, c in (rec.get("controls") or {}).items():
             console.print(f"  control {name} ({c.get('kind')}): {'passed' if c.get('passed') else 'FAILED' if c.get('passed') is False else 'not evaluated'} "
-                          + ", ".join(f"{k}={v}" for k, v in c.items() if k not in ("kind", "passed")))
+                          + ", ".join(f"{k}={fmt_detail(v)}" for k, v in c.items() if k not in ("kind", "passed")))
         ev = rec.get("evidence") or {}
         if "stderr" in ev and ev["stderr"]:
             console.print("  kernel stderr:\n" + ev["stderr"])
         if ev.get("overheads"):
             console.print("  subtracted overheads: " + ", ".join(f"{k} {fmt(v)}" for k, v in ev["overheads"].items()))
+        if ev.get("derived"):
+            console.print("  derived: " + ", ".join(f"{k} {fmt_detail(v)}" for k, v in ev["derived"].items()))
+        for chk in ev.get("checks", []):
+            mark = {True: "holds", False: "CONTRADICTS", None: "not evaluated"}[chk["holds"]]
+            console.print(f"  check {chk['name']}: {mark} (expected {fmt_detail(chk['expected'])}, "
+                          f"observed {fmt_detail(chk['observed'])}){' - ' + chk['note'] if chk.get('note') else ''}")
         if "rounds" in ev:
             console.print(f"  rounds: {ev['rounds']} ({'stopped early' if ev.get('stopped_early') else 'full budget'}), kernels pinned to CPU {ev.get('cpu')}")
         console.print(f"  why: {rec['explanation']}")
