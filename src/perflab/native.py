@@ -52,9 +52,20 @@ def _kill_group(proc: subprocess.Popen) -> None:
         pass
 
 
-def run_kernel(argv: list[str], timeout: float = DEFAULT_TIMEOUT_S) -> dict[str, Any]:
+def _signame(num: int) -> str:
+    try:
+        return signal.Signals(num).name
+    except ValueError:  # real-time signals have no enum member
+        return f"{num}"
+
+
+def run_kernel(
+    argv: list[str], timeout: float | None = DEFAULT_TIMEOUT_S, pass_fds: tuple[int, ...] = ()
+) -> dict[str, Any]:
     """Run one kernel in a fresh process group and return its JSON record.
 
+    ``timeout=None`` waits as long as it takes (a traced user command). ``pass_fds`` stay
+    open in the kernel under the same numbers (the tracer hands them to its command).
     Raises KernelUnsupported (exit 77, reason from stderr) or KernelFailed (crash,
     timeout, bad output; stderr kept).
     """
@@ -67,6 +78,7 @@ def run_kernel(argv: list[str], timeout: float = DEFAULT_TIMEOUT_S) -> dict[str,
             stderr=subprocess.PIPE,
             start_new_session=True,
             text=True,
+            pass_fds=pass_fds,
         )
     except OSError as exc:
         raise KernelFailed(f"cannot start {cmd[0]}: {exc.strerror}") from None
@@ -89,11 +101,7 @@ def run_kernel(argv: list[str], timeout: float = DEFAULT_TIMEOUT_S) -> dict[str,
         reason = err.strip().splitlines()[-1] if err.strip() else "not supported here"
         raise KernelUnsupported(reason)
     if proc.returncode != 0:
-        how = (
-            f"killed by signal {signal.Signals(-proc.returncode).name}"
-            if proc.returncode < 0
-            else f"exited {proc.returncode}"
-        )
+        how = f"killed by signal {_signame(-proc.returncode)}" if proc.returncode < 0 else f"exited {proc.returncode}"
         raise KernelFailed(f"{name} {how}", stderr=err, returncode=proc.returncode)
     lines = [ln for ln in out.splitlines() if ln.strip()]
     try:
