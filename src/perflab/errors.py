@@ -41,3 +41,29 @@ class KernelFailed(PerflabError):
 class ClaimSkipped(PerflabError):
     """A structural claim's check found nothing it can run here (reason in the message,
     with what would fix it: "needs root", "apt install golang-go")."""
+
+
+class NoSuchProcess(EnvironmentRefused):
+    """The process does not exist, or exited while being read (a normal race).
+
+    Named after psutil's exception of the same meaning. ``pid`` is the process asked for.
+    """
+
+    def __init__(self, message: str, pid: int | None = None):
+        super().__init__(message)
+        self.pid = pid
+
+    def __reduce__(self):  # keep pid through pickling (procfs/forked.py)
+        return type(self), (str(self), self.pid)
+
+
+class AccessDenied(EnvironmentRefused):
+    """The kernel refused to show a process's /proc entry (another user's process, or
+    one that is not dumpable): ptrace access mode checks, see proc(5) and ptrace(2)."""
+
+    def __init__(self, message: str, pid: int | None = None):
+        super().__init__(message)
+        self.pid = pid
+
+    def __reduce__(self):
+        return type(self), (str(self), self.pid)
