@@ -1,0 +1,180 @@
+"""perflab trace on this machine: the controls pass, counts are exact, the CLI's contract
+holds, and nothing is left behind. Root-only parts skip elsewhere; the unprivileged
+path is checked by dropping to nobody with setpriv(1)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from perflab import trace
+from perflab.native import kernel_dir
+from perflab.trace import tracefs
+from perflab.trace.cgroup import PREFIX, parent_dir
+from perflab.trace.result import Unavailable
+
+pytestmark = pytest.mark.live
+
+CONTROL = kernel_dir() / "trace_control"
+PERFLAB = Path(sys.executable).parent / "perflab"
+ROOT = os.geteuid() == 0
+
+if not (kernel_dir() / "tracer").exists() or not CONTROL.exists():
+    pytest.skip("kernels not built: python setup.py build_kernels --inplace", allow_module_level=True)
+
+needs_root = pytest.mark.skipif(not ROOT, reason="needs root (CI runs as root)")
+THREAD_FLAGS = ("CLONE_VM", "CLONE_FS", "CLONE_FILES", "CLONE_SIGHAND", "CLONE_THREAD")
+
+
+def cli(*args: str, nobody: bool = False) -> subprocess.CompletedProcess:
+    cmd = [str(PERFLAB), *args]
+    if nobody:
+        cmd = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", *cmd]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+
+
+def last_json(out: str) -> dict:
+    return json.loads(out.strip().splitlines()[-1])
+
+
+@needs_root
+def test_root_prefers_bpf_and_its_control_passes():
+    r = trace.count([str(CONTROL), "--variant=control"], region=trace.MARKER)
+    assert r.mechanism == "bpf" and r.rejected == {}
+    assert r.control.passed and r.control.mechanism == "bpf", r.control.failures
+
+
+@needs_root
+@pytest.mark.parametrize("mechanism", trace.MECHANISMS)
+def test_fork_and_thread_workload_counts_exactly(mechanism):
+    r = trace.count([str(CONTROL), "--variant=control"], mechanism=mechanism, region=trace.MARKER)
+    assert r.mechanism == mechanism and r.control.passed
+    assert r.calls("getppid") == 29 and r.region_calls("getppid") == 23
+    assert r.calls("getpgrp") == 2 and r.calls("execve") == 1 and r.calls("exit_group") == 2
+    forks = [c for c in r.clone_calls if c.exit_signal_name == "SIGCHLD"]
+    assert [(c.syscall, c.count, c.has("CLONE_VM")) for c in forks] == [("clone", 1, False)]
+    threads = [c for c in r.clone_calls if c is not forks[0]]
+    assert sum(c.count for c in threads) == 1
+    if mechanism == "perf":  # a sample carries clone3's pointer, not the struct
+        assert isinstance(threads[0].flags, Unavailable)
+    else:
+        assert threads[0].has(*THREAD_FLAGS)
+    assert r.require("faults_min") > 0 and r.require("task_clock_ns") > 0
+
+
+def test_subtracting_an_empty_run_leaves_the_workload():
+    work = trace.count([str(CONTROL), "--variant=getppid-loop", "--n=37"])
+    empty = trace.count([str(CONTROL), "--variant=empty"])
+    extra = work.minus(empty)
+    assert extra["getppid"] == 37 and extra["getpgrp"] == 2  # the loop and its markers
+    assert "execve" not in extra and "brk" not in extra  # start-up cancels out
+
+
+@needs_root
+def test_thousand_threads_counted_exactly():
+    r = trace.count([str(CONTROL), "--variant=threads", "--n=1000"], region=trace.MARKER)
+    assert r.region_calls("getppid") == 1000
+    assert sum(c.count for c in r.clone_calls if c.has("CLONE_THREAD")) == 1000
+    assert r.region_calls("exit") == 1000  # each thread's own exit(2)
+
+
+def test_cli_json_for_true():
+    p = cli("trace", "--json", "--", "/bin/true")
+    assert p.returncode == 0, p.stderr
+    rec = last_json(p.stdout)
+    assert rec["exit_status"] == 0 and rec["exit_signal"] is None
+    assert rec["mechanism"] in trace.MECHANISMS and rec["control"]["passed"]
+    assert rec["syscalls"]["execve"] == 1 and rec["syscalls"]["exit_group"] == 1
+    assert rec["syscalls_total"] == sum(rec["syscalls"].values())
+    assert set(rec["counters"]) == {"faults_min", "faults_maj", "context_switches",
+                                    "cpu_migrations", "task_clock_ns"}
+
+
+def test_cli_reports_the_commands_exit_status_and_signal():
+    rec = last_json(cli("trace", "--json", "--", "sh", "-c", "exit 3").stdout)
+    assert rec["exit_status"] == 3 and rec["command"] == ["sh", "-c", "exit 3"]
+    p = cli("trace", "--json", "--", "sh", "-c", "kill -SEGV $$")
+    assert p.returncode == 0
+    rec = last_json(p.stdout)
+    assert rec["exit_signal"] == "SIGSEGV" and rec["exit_status"] == 128 + 11
+
+
+def test_cli_region_and_human_report():
+    p = cli("trace", "--region", "--", str(CONTROL), "--variant=control")
+    assert p.returncode == 0, p.stderr
+    assert "between the getpgrp markers:" in p.stderr
+    assert "positive control: passed" in p.stderr
+    assert '"getppid_total": 29' in p.stdout  # the command's own output is untouched
+
+
+def test_cli_nonexistent_command_is_one_line_exit_1():
+    p = cli("trace", "--", "no-such-command-perflab")
+    assert p.returncode == 1
+    assert p.stderr.strip().splitlines() == ["perflab: command not found: no-such-command-perflab"]
+
+
+def test_cli_unexecutable_command_is_one_line_exit_1(tmp_path):
+    script = tmp_path / "notexec"
+    script.write_text("#!/bin/sh\n")
+    script.chmod(0o644)
+    p = cli("trace", "--", str(script))
+    assert p.returncode == 1
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and "cannot execute" in lines[0] and "Permission denied" in lines[0]
+
+
+@pytest.mark.parametrize("args", [("trace",), ("trace", "--"), ("trace", "--json")])
+def test_cli_without_command_is_usage_error(args):
+    p = cli(*args)
+    assert p.returncode == 2
+    assert len(p.stderr.strip().splitlines()) == 1 and "no command" in p.stderr
+
+
+def test_cli_unknown_mechanism_is_usage_error():
+    assert cli("trace", "--mechanism=strace", "--", "/bin/true").returncode == 2
+
+
+@needs_root
+@pytest.mark.skipif(shutil.which("setpriv") is None, reason="needs setpriv (util-linux)")
+def test_nobody_falls_back_to_ptrace_and_says_why():
+    probe = cli("--version", nobody=True)
+    if probe.returncode != 0:  # e.g. a checkout under a 0700 home directory
+        pytest.skip(f"nobody cannot run {PERFLAB}: {probe.stderr.strip()[-200:]}")
+    p = cli("trace", "--json", "--", "/bin/true", nobody=True)
+    assert p.returncode == 0, p.stderr
+    rec = last_json(p.stdout)
+    assert rec["mechanism"] == "ptrace" and rec["control"]["passed"]
+    assert "CAP_BPF" in rec["rejected"]["bpf"] and "perf" in rec["rejected"]
+    assert rec["syscalls"]["execve"] == 1 and rec["exit_status"] == 0
+    assert "unavailable" in rec["counters"]["context_switches"]  # ptrace stops would count
+    assert rec["counters"]["faults_min"]["value"] > 0
+
+
+@needs_root
+@pytest.mark.skipif(shutil.which("setpriv") is None, reason="needs setpriv (util-linux)")
+def test_rusage_fallback_agrees_with_perf_counters():
+    # nobody: ptrace + rusage; root: perf software counters. A fork + thread workload,
+    # so a tree counted twice (threads, or a child reaped by tracer and parent) shows.
+    argv = ("trace", "--json", "--", str(CONTROL), "--variant=control")
+    p = cli(*argv, nobody=True)
+    if p.returncode != 0:
+        pytest.skip(f"nobody cannot run perflab: {p.stderr.strip()[-200:]}")
+    unpriv = last_json(p.stdout)["counters"]["faults_min"]
+    root = last_json(cli(*argv).stdout)["counters"]["faults_min"]
+    assert (unpriv["source"], root["source"]) == ("rusage", "perf")
+    assert abs(unpriv["value"] - root["value"]) <= max(5, root["value"] // 10), (unpriv, root)
+
+
+@needs_root
+def test_nothing_left_behind():
+    mounted_before = tracefs.find()
+    for mechanism in ("bpf", "perf"):
+        trace.count(["/bin/true"], mechanism=mechanism)
+    assert tracefs.find() == mounted_before  # unmounted what it mounted
+    assert not list(parent_dir().glob(PREFIX + f"{os.getpid()}-*"))  # cgroups removed
