@@ -11,10 +11,10 @@ import signal
 import sys
 
 from perflab import __version__
-from perflab.cli import history, listing, run, show
+from perflab.cli import history, inspect, listing, run, show, trace
 from perflab.errors import PerflabError
 
-COMMANDS = (listing, run, show, history)
+COMMANDS = (listing, run, show, history, inspect, trace)
 
 
 class Parser(argparse.ArgumentParser):

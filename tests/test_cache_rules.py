@@ -1,0 +1,429 @@
+"""cache.* decision rules both ways (and the middle) on synthetic data; the step detector
+on synthetic latency curves of machines unlike this one (48 KiB / 2 MiB / 96 MiB caches),
+one with a missing step; the scratch-directory and device descriptions; the kernels'
+refusals (tmpfs, no opt-in) and their clean-up, which start a kernel but measure nothing."""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import synthetic
+from perflab import native, registry, runner, steps
+from perflab.claim import Settings
+from perflab.claims import _storage, cache
+from perflab.model import BUDGETS, Outcome
+
+CONF, NBOOT = 0.975, 400
+SEED = 7
+KIB, MIB = 1 << 10, 1 << 20
+XS = cache.chase_sizes(512 * MIB)
+OTHER_MACHINE = [("L1d", 48 * KIB), ("L2", 2 * MIB), ("L3", 96 * MIB)]
+SYSFS_OTHER = [{"level": 1, "type": "Data", "size": "48K"}, {"level": 1, "type": "Instruction", "size": "32K"},
+               {"level": 2, "type": "Unified", "size": "2048K"}, {"level": 3, "type": "Unified", "size": "98304K"}]
+
+
+def claim(cid):
+    return next(c for c in registry.all_claims() if c.id == cid)
+
+
+def overflow(x: float, size: float) -> float:
+    """Fraction of hops that miss a cache of `size` bytes: 0 well inside, 1 beyond twice
+    its size, a smooth (logistic in log2 x) transition around it."""
+    return 1 / (1 + math.exp(-(math.log2(x / size) - 0.5) / 0.15))
+
+
+def hierarchy(levels, latencies):
+    """latency(x) for caches `levels` [(name, bytes)] with `latencies` [L1, L2, ..., DRAM] ns."""
+    def lat(x):
+        v = latencies[0]
+        for (_name, size), (lo, hi) in zip(levels, zip(latencies, latencies[1:])):
+            v += (hi - lo) * overflow(x, size)
+        return v
+    return lat
+
+
+def chase(cost, noise=0.04, n=5, seed=1):
+    return synthetic("chase", XS, cost, n=n, noise=noise, seed=seed, x="working_set_bytes", unit="ns/hop")
+
+
+def ladder_decide(series, caches=SYSFS_OTHER):
+    return cache.cpu_ladder_decide({"chase": series}, CONF, random.Random(SEED), NBOOT, caches=caches)
+
+
+# --- the step detector (pure) ---------------------------------------------------------------
+def test_three_steps_where_the_caches_overflow():
+    lat = hierarchy(OTHER_MACHINE, [1.2, 4.5, 14.0, 110.0])
+    curve = {x: lat(x) for x in XS}
+    found = steps.detect_steps(curve)
+    assert len(found) == 3
+    rows = steps.match_levels(found, OTHER_MACHINE)
+    assert [r["step_found"] for r in rows] == [True, True, True]
+    for (name, size), s in zip(OTHER_MACHINE, found):
+        assert size <= s.at <= size * 2, (name, s)  # half-way up the rise: just past the size
+    assert [round(s.rise) for s in found] == [4, 3, 8]
+
+
+def test_a_missing_level_gives_a_missing_step():
+    """sysfs reports an L2 of 2 MiB, but the curve has no step there (an exclusive or
+    absent level, or one the VM cannot use): two steps, and the evidence says where."""
+    lat = hierarchy([OTHER_MACHINE[0], OTHER_MACHINE[2]], [1.2, 14.0, 110.0])
+    found = steps.detect_steps({x: lat(x) for x in XS})
+    assert len(found) == 2
+    rows = steps.match_levels(found, OTHER_MACHINE)
+    assert [r["step_found"] for r in rows] == [True, False, True]
+
+
+def test_noise_bump_and_smooth_ramp_are_not_steps():
+    flat = {x: 5.0 for x in XS}
+    flat[XS[10]] = 9.0  # one slow point inside a plateau
+    assert steps.detect_steps(flat) == []
+    ramp = {x: x ** 0.25 for x in XS}  # rises everywhere: a creep, no distinct step
+    assert steps.detect_steps(ramp) == []
+    assert all(t.rise < 1.5 for t in steps.transitions(ramp))
+    assert max(p.xs[-1] / p.xs[0] for p in steps.plateaus(ramp)) <= 2  # no long plateau
+
+
+def test_small_rises_are_transitions_but_not_steps():
+    curve = {x: (1.0 if x < 64 * KIB else 1.3) for x in XS}
+    assert len(steps.transitions(curve)) == 1 and steps.detect_steps(curve) == []
+
+
+@pytest.mark.parametrize("text,value", [("32K", 32 * KIB), ("1024K", MIB), ("32768K", 32 * MIB), ("2M", 2 * MIB),
+                                        ("1G", 1 << 30), ("512", 512), ("", None), ("lots", None)])
+def test_parse_sysfs_sizes(text, value):
+    assert steps.parse_size(text) == value
+
+
+def test_cache_levels_leave_out_instruction_caches():
+    assert steps.cache_levels(SYSFS_OTHER) == [("L1d", 48 * KIB), ("L2", 2 * MIB), ("L3", 96 * MIB)]
+    assert steps.cache_levels([]) == []
+
+
+# --- cache.cpu-ladder: >= 3 steps of 1.5x and DRAM >= 10 L1 supported; no step or < 3x refuted ---
+def test_cpu_ladder_supported_with_levels_in_place():
+    d = ladder_decide(chase(hierarchy(OTHER_MACHINE, [1.2, 4.5, 14.0, 110.0])))
+    assert d.outcome is Outcome.SUPPORTED, d
+    ev = d.thresholds["evidence"]
+    assert ev["steps_counted"] == 3
+    assert [r["step_found"] for r in ev["levels (sysfs, cpu0)"]] == [True, True, True]
+    assert 80 < d.value < 100 and d.ci[0] >= 10
+
+
+def test_cpu_ladder_missing_step_is_inconclusive():
+    d = ladder_decide(chase(hierarchy([OTHER_MACHINE[0], OTHER_MACHINE[2]], [1.2, 14.0, 110.0])))
+    assert d.outcome is Outcome.INCONCLUSIVE, d
+    assert d.thresholds["evidence"]["steps_counted"] == 2
+    assert [r["step_found"] for r in d.thresholds["evidence"]["levels (sysfs, cpu0)"]] == [True, False, True]
+    assert "L2 2 MiB: no step" in d.reason
+
+
+def test_cpu_ladder_three_small_steps_but_dram_close_to_l1_is_inconclusive():
+    # 3 steps of 2x: DRAM / L1 = 8, between 3 and 10
+    d = ladder_decide(chase(hierarchy(OTHER_MACHINE, [2.0, 4.0, 8.0, 16.0]), noise=0.02))
+    assert d.thresholds["evidence"]["steps_counted"] == 3
+    assert d.outcome is Outcome.INCONCLUSIVE, d
+
+
+@pytest.mark.parametrize(
+    "cost",
+    [
+        lambda x: 4.0,  # flat: no cache effect at all
+        lambda x: 4.0 * (1 + 0.5 * (x > 2 * MIB)),  # one step but DRAM only 1.5x L1
+        lambda x: x ** 0.15,  # a smooth creep, 11% per octave: DRAM / L1 = 5.9, no step anywhere
+    ],
+)
+def test_cpu_ladder_refuted(cost):
+    d = ladder_decide(chase(cost))
+    assert d.outcome is Outcome.REFUTED, d
+
+
+def test_cpu_ladder_sweep_reaches_512_mib_and_is_budget_independent():
+    assert XS[0] == 4 * KIB and XS[-1] == 512 * MIB
+    assert all(b > a for a, b in zip(XS, XS[1:]))
+    assert cache.chase_sizes(1024 * MIB)[-1] == 1024 * MIB
+
+
+def test_ladder_rows_sit_inside_each_level():
+    rows = cache.level_points(SYSFS_OTHER, XS)
+    assert list(rows) == ["L1", "L2", "L3", "DRAM"]
+    bounds = {"L1": (4 * KIB, 48 * KIB), "L2": (48 * KIB, 2 * MIB), "L3": (2 * MIB, 96 * MIB)}
+    for row, (lo, hi) in bounds.items():
+        assert lo <= rows[row][0] <= hi, (row, rows[row])
+    assert rows["DRAM"][0] == 512 * MIB
+    assert list(cache.level_points([], XS)) == ["L1", "DRAM"]  # sysfs silent: L1 at 4 KiB
+
+
+# --- cache.page-cache: device / cache >= 10 supported, <= 3 refuted ------------------------------
+def one(name, ns):
+    return synthetic(name, (None,), lambda _x: ns, n=8, noise=0.05, x=None, unit="ns/read")
+
+
+@pytest.mark.parametrize(
+    "cold,expected",
+    [(90_000.0, Outcome.SUPPORTED), (12_000.0, Outcome.SUPPORTED), (5_000.0, Outcome.INCONCLUSIVE),
+     (2_500.0, Outcome.REFUTED), (900.0, Outcome.REFUTED)],
+)
+def test_page_cache_rule(cold, expected):
+    storage = {"scratch_dir": "/x", "device": "vda", "virtual": "virtio", "note": "vda is virtual (virtio): ..."}
+    series = {"cached": one("cached", 1000.0), "cold": one("cold", cold), "direct": one("direct", 60_000.0)}
+    d = cache.page_cache_decide(series, CONF, random.Random(SEED), NBOOT, storage=storage)
+    assert d.outcome is expected, d
+    assert d.thresholds["evidence"]["storage"]["virtual"] == "virtio" and "virtual" in d.reason
+    assert d.thresholds["evidence"]["O_DIRECT / cached"] == pytest.approx(60, rel=0.1)
+
+
+# --- cache.dentry: cold / cached >= 5 supported, <= 1.5 refuted ------------------------------------
+@pytest.mark.parametrize("cold,expected", [(30_000.0, Outcome.SUPPORTED), (10_000.0, Outcome.SUPPORTED),
+                                           (4_500.0, Outcome.INCONCLUSIVE), (2_000.0, Outcome.REFUTED)])
+def test_dentry_rule(cold, expected):
+    series = {"cached": one("cached", 1500.0), "cold": one("cold", cold)}
+    d = claim("cache.dentry").decide(series, CONF, random.Random(SEED), NBOOT)
+    assert d.outcome is expected, d
+
+
+# --- cache.ladder: in order, each >= 1.5x the previous supported; any inversion beyond CI refuted ---
+LAYERS = {"L1": 1.1, "L2": 4.0, "L3": 14.0, "DRAM": 120.0, "page-cache-hit": 600.0, "device": 60_000.0}
+
+
+def ladder(**override):
+    values = {**LAYERS, **override}
+    series = {k: one(k, v) for k, v in values.items() if v is not None}
+    series["dict-lookup"] = one("dict-lookup", 20.0)
+    return cache.ladder_decide(series, CONF, random.Random(SEED), NBOOT, notes={"cache-server": "none running"})
+
+
+def test_ladder_supported_and_tabled():
+    d = ladder()
+    assert d.outcome is Outcome.SUPPORTED, d
+    table = {r["layer"]: r for r in d.thresholds["evidence"]["table"]}
+    assert table["L2"]["factor_over_previous"]["previous"] == "L1"
+    assert table["device"]["factor_over_previous"]["value"] == pytest.approx(100, rel=0.1)
+    assert table["cache-server"]["not measured"] == "none running"
+    assert "outside the order" in table["dict-lookup"] and "factor_over_previous" not in table["dict-lookup"]
+    assert d.value == pytest.approx(3.4, rel=0.1)  # the smallest factor: L3 / L2 ... or L2 / L1 3.6
+
+
+def test_ladder_with_a_cache_server_row():
+    d = ladder(**{"cache-server": 30_000.0})
+    table = [r["layer"] for r in d.thresholds["evidence"]["table"] if "factor_over_previous" in r]
+    assert table == ["L2", "L3", "DRAM", "page-cache-hit", "cache-server", "device"]
+    assert d.outcome is Outcome.SUPPORTED
+
+
+@pytest.mark.parametrize("override", [{"device": 400.0}, {"cache-server": 90_000.0}, {"L3": 3.0}])
+def test_ladder_refuted_on_an_inversion(override):
+    d = ladder(**override)
+    assert d.outcome is Outcome.REFUTED, d
+    assert "inverted" in d.reason
+
+
+@pytest.mark.parametrize("override", [{"L3": 5.0}, {"cache-server": 65_000.0}])
+def test_ladder_inconclusive_when_a_step_is_small(override):
+    d = ladder(**override)  # 1.25x and 1.08x: in order, but not 1.5x apart
+    assert d.outcome is Outcome.INCONCLUSIVE, d
+
+
+# --- storage: scratch directory and backing device ------------------------------------------------
+def test_scratch_dir_choice(monkeypatch, tmp_path):
+    monkeypatch.setenv("PERFLAB_SCRATCH_DIR", str(tmp_path))
+    assert _storage.scratch_dir() == (tmp_path, "PERFLAB_SCRATCH_DIR")
+    monkeypatch.delenv("PERFLAB_SCRATCH_DIR")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert _storage.scratch_dir()[0] == tmp_path / "perflab"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    assert _storage.scratch_dir()[0] == Path.home() / ".cache" / "perflab"
+
+
+@pytest.mark.parametrize(
+    "path,model,kind",
+    [
+        ("/sys/devices/pci0000:00/0000:00:02.0/virtio1/block/vda", None, "virtio"),
+        ("/sys/devices/vbd-51712/block/xvda", None, "Xen"),
+        ("/sys/devices/LNXSYSTM:00/VMBUS:00/x/host0/target0:0:0/0:0:0:0/block/sda", None, "Hyper-V"),
+        ("/sys/devices/pci0000:00/0000:00:1f.2/ata1/host0/target0:0:0/0:0:0:0/block/sda", "QEMU HARDDISK",
+         "QEMU HARDDISK"),
+        ("/sys/devices/pci0000:00/0000:00:1d.0/0000:3d:00.0/nvme/nvme0/nvme0n1", "Samsung SSD 980 PRO 1TB", None),
+    ],
+)
+def test_virtual_disks_are_named(path, model, kind):
+    assert _storage.classify(path, model) == kind
+
+
+def test_backing_device_from_a_fake_sysfs(tmp_path):
+    st = os.stat(tmp_path)
+    sysdev = tmp_path / "dev-block"
+    disk = tmp_path / "devices" / "pci0000:00" / "virtio3" / "block" / "vdb"
+    part = disk / "vdb1"
+    (part).mkdir(parents=True)
+    (part / "partition").write_text("1\n")
+    (disk / "queue").mkdir()
+    (disk / "queue" / "rotational").write_text("1\n")
+    sysdev.mkdir()
+    (sysdev / f"{os.major(st.st_dev)}:{os.minor(st.st_dev)}").symlink_to(part)
+    dev = _storage.backing_device(tmp_path, sys_dev_block=sysdev)
+    assert dev["device"] == "vdb" and dev["virtual"] == "virtio" and dev["rotational"] is True
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert _storage.backing_device(tmp_path, sys_dev_block=empty)["device"] is None
+
+
+def test_describe_names_the_scratch_dir(monkeypatch, tmp_path):
+    monkeypatch.setenv("PERFLAB_SCRATCH_DIR", str(tmp_path))
+    d = _storage.describe()
+    assert d["scratch_dir"] == str(tmp_path) and d["chosen_by"] == "PERFLAB_SCRATCH_DIR"
+    if d.get("virtual") or d["hypervisor"]:
+        assert "host" in d["note"]
+
+
+# --- the pagecache kernel's refusals and clean-up (a kernel starts; nothing is measured) -------------
+def kernel(*args, env=None, **kw):
+    return subprocess.run([str(native.kernel_path("pagecache")), *args], capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}, timeout=60, **kw)
+
+
+def fs_type(path: Path) -> str:
+    """Filesystem type of the mount holding `path` (longest mount-point prefix)."""
+    best, kind = "", ""
+    for line in Path("/proc/mounts").read_text().splitlines():
+        _dev, mnt, fstype, *_ = line.split()
+        if (str(path) + "/").startswith(mnt.rstrip("/") + "/") and len(mnt) >= len(best):
+            best, kind = mnt, fstype
+    return kind
+
+
+def on_disk(path: Path) -> Path:
+    if fs_type(path) in ("tmpfs", "ramfs"):
+        pytest.skip(f"{path} is on {fs_type(path)}: the page-cache kernels need a disk")
+    return path
+
+
+def tmpfs_dir() -> str | None:
+    for line in Path("/proc/mounts").read_text().splitlines():
+        _dev, mnt, fstype, *_ = line.split()
+        if fstype == "tmpfs" and os.access(mnt, os.W_OK) and mnt in ("/dev/shm", "/run", "/tmp"):
+            return mnt
+    return None
+
+
+def test_scratch_on_tmpfs_is_refused_with_the_fix(tmp_path):
+    mnt = tmpfs_dir()
+    if not mnt:
+        pytest.skip("no writable tmpfs mounted here")
+    scratch = Path(mnt) / f"perflab-test-{os.getpid()}"
+    try:
+        p = kernel("--variant=cold", env={"PERFLAB_SCRATCH_DIR": str(scratch)})
+        assert p.returncode == 77 and "tmpfs" in p.stderr and "PERFLAB_SCRATCH_DIR" in p.stderr
+    finally:
+        if scratch.exists():
+            scratch.rmdir()
+
+
+def test_dentry_without_opt_in_is_skipped_naming_the_flag(monkeypatch, tmp_path):
+    monkeypatch.setenv("PERFLAB_SCRATCH_DIR", str(tmp_path))
+    s = Settings(params={"allow_drop_caches": 0}, budget=BUDGETS["quick"], seed=1, cpu=-1, host={})
+    v = runner.run_claim(claim("cache.dentry"), s)
+    assert v.outcome is Outcome.SKIPPED, v.summary
+    assert "--param allow_drop_caches=1" in v.summary
+    assert not list(tmp_path.glob("perflab-dentry-*"))
+
+
+def test_test_files_leave_nothing_behind_even_when_killed(tmp_path):
+    """The page-cache file is O_TMPFILE (no name); a dentry tree left by a killed run is
+    removed by the next one."""
+    env = {"PERFLAB_SCRATCH_DIR": str(on_disk(tmp_path))}
+    p = subprocess.Popen([str(native.kernel_path("pagecache")), "--variant=cold", "--batches=1000", "--reads=1000"],
+                         env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(0.3)
+    os.kill(p.pid, signal.SIGKILL)
+    p.wait()
+    assert list(tmp_path.iterdir()) == []
+    stale = tmp_path / "perflab-dentry-999999999"  # beyond pid_max: no such process
+    (stale / "a" / "b" / "c").mkdir(parents=True)
+    (stale / "a" / "b" / "c" / "f").write_text("")
+    r = kernel("--variant=dentry-cached", "--target-ns=1000", "--batches=1", env=env)
+    assert r.returncode == 0, r.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+# --- the loopback cache-server row, against fake servers (none runs in CI) -------------------------
+KEY = b"perflab-ladder"
+
+
+def fake_server(redis: bool):
+    """A one-connection memcached (text protocol) or Redis (RESP): takes the kernel's SET
+    of a 4 KiB value, then answers its GETs with it."""
+    import socket
+    import threading
+
+    if redis:
+        set_head = b"*5\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$4096\r\n" % (len(KEY), KEY)
+        set_tail, ack = b"\r\n$2\r\nEX\r\n$2\r\n60\r\n", b"+OK\r\n"
+        get = b"*2\r\n$3\r\nGET\r\n$%d\r\n%s\r\n" % (len(KEY), KEY)
+        reply = lambda v: b"$4096\r\n" + v + b"\r\n"  # noqa: E731
+    else:
+        set_head, set_tail, ack = b"set %s 0 60 4096\r\n" % KEY, b"\r\n", b"STORED\r\n"
+        get = b"get %s\r\n" % KEY
+        reply = lambda v: b"VALUE %s 0 4096\r\n" % KEY + v + b"\r\nEND\r\n"  # noqa: E731
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1)
+
+    def exact(conn, n):
+        out = b""
+        while len(out) < n:
+            data = conn.recv(n - len(out))
+            if not data:
+                raise EOFError
+            out += data
+        return out
+
+    def serve():
+        conn, _ = srv.accept()
+        with conn:
+            try:
+                got = exact(conn, len(set_head) + 4096 + len(set_tail))
+                assert got.startswith(set_head) and got.endswith(set_tail)
+                value = got[len(set_head):len(set_head) + 4096]
+                conn.sendall(ack)
+                while True:
+                    assert exact(conn, len(get)) == get
+                    conn.sendall(reply(value))
+            except (EOFError, OSError):
+                return
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    return srv, srv.getsockname()[1], t
+
+
+@pytest.mark.parametrize("redis", [False, True])
+def test_cache_server_get_speaks_the_protocol(redis):
+    srv, port, t = fake_server(redis)
+    try:
+        p = kernel(f"--variant={'redis' if redis else 'memcached'}-get", f"--port={port}", "--target-ns=1000",
+                   "--batches=2")
+        assert p.returncode == 0, p.stderr
+        rec = __import__("json").loads(p.stdout)
+        assert rec["port"] == port and rec["value_bytes"] == 4096 and len(rec["per_op_ns"]) == 2
+    finally:
+        srv.close()
+        t.join(timeout=5)
+
+
+def test_cache_server_absent_is_unsupported():
+    import socket
+
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()  # nothing listens there now
+    p = kernel("--variant=memcached-get", f"--port={port}")
+    assert p.returncode == 77 and "no cache server" in p.stderr
