@@ -154,15 +154,14 @@ def test_not_tasks_rule(monkeypatch, threads, aio, go, expected):
     assert len(v.evidence["checks"]) == 3
 
 
-def test_not_tasks_without_go_is_not_evaluated(monkeypatch):
+def test_not_tasks_without_go_decides_on_asyncio_and_threads(monkeypatch):
+    # CLAIMS.md: goroutines "(Go toolchain present) or" asyncio tasks
     fake_go = go_rec()
     v = run_not_tasks(monkeypatch, threads_rec(), aio_rec(), fake_go, have_go=False)
-    assert v.outcome is Outcome.INCONCLUSIVE
-    go_check = v.evidence["checks"][2]
-    assert go_check["holds"] is None and "apt install golang-go" in go_check["note"]
-    assert "not evaluated" in v.evidence["go"]
-    # what can run still runs and says so: the other two checks hold
-    assert [c["holds"] for c in v.evidence["checks"][:2]] == [True, True]
+    assert v.outcome is Outcome.SUPPORTED
+    assert len(v.evidence["checks"]) == 2
+    assert "apt install golang-go" in v.evidence["go"]["not evaluated"]
+    assert [c["holds"] for c in v.evidence["checks"]] == [True, True]
 
 
 def test_not_tasks_go_build_failure_is_an_error(monkeypatch):
