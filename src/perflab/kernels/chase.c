@@ -48,15 +48,7 @@ static long switches(void)
  * L1 hop and a 0.25 ms batch make a single preemption a tenfold error otherwise. */
 static int measure_unswitched(struct timing *t, batch_fn f, void *ctx, const struct common *c)
 {
-    t->batches = (int)c->batches;
-    t->per_op = malloc((size_t)t->batches * sizeof *t->per_op);
-    if (!t->per_op)
-        die("out of memory");
-    t->timer_ns = timer_overhead_ns();
-    uint64_t eit = calibrate(empty_batch, NULL, (uint64_t)c->target_ns);
-    t->loop_ns = median_cost(empty_batch, NULL, eit, t->batches, t->timer_ns, 0);
-    t->iters = calibrate(f, ctx, (uint64_t)c->target_ns);
-    f(ctx, t->iters); /* warm-up */
+    measure_setup(t, f, ctx, c);
     int retries = 0;
     for (int b = 0; b < t->batches; b++) {
         long s0 = switches();

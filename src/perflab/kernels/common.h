@@ -279,10 +279,10 @@ struct timing {
 };
 
 /* The whole protocol for one timed operation: timer overhead, empty-loop overhead per
- * iteration (its own calibration), calibration of `f`, one warm-up batch, B timed
- * batches. per_op[b] = (elapsed_b - timer) / iters - loop; a kernel that measured a
+ * iteration (its own calibration), calibration of `f`, one warm-up batch (measure_setup),
+ * then B timed batches. per_op[b] = (elapsed_b - timer) / iters - loop; a kernel that measured a
  * per-iteration set-up cost subtracts it afterwards. */
-static inline void measure(struct timing *t, batch_fn f, void *ctx, const struct common *c)
+static inline void measure_setup(struct timing *t, batch_fn f, void *ctx, const struct common *c)
 {
     t->batches = (int)c->batches;
     t->per_op = malloc((size_t)t->batches * sizeof *t->per_op);
@@ -293,6 +293,11 @@ static inline void measure(struct timing *t, batch_fn f, void *ctx, const struct
     t->loop_ns = median_cost(empty_batch, NULL, eit, t->batches, t->timer_ns, 0);
     t->iters = calibrate(f, ctx, (uint64_t)c->target_ns);
     f(ctx, t->iters); /* warm-up */
+}
+
+static inline void measure(struct timing *t, batch_fn f, void *ctx, const struct common *c)
+{
+    measure_setup(t, f, ctx, c);
     run_batches(f, ctx, t->iters, t->batches, t->timer_ns, t->per_op);
     for (int b = 0; b < t->batches; b++)
         t->per_op[b] -= t->loop_ns;
