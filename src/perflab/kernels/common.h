@@ -90,6 +90,21 @@ static inline void kernel_init(void)
         die("prctl(PR_SET_PDEATHSIG): %s", strerror(errno));
 }
 
+/* fork(2) a helper process that dies with this kernel: in the child (return 0) SIGKILL
+ * is set as its parent-death signal, and it exits at once if the parent is already gone
+ * (the race prctl(2) describes). The child inherits the CPU affinity. */
+static inline pid_t fork_helper(void)
+{
+    pid_t parent = getpid();
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0)
+        die("fork: %s", strerror(errno));
+    if (pid == 0 && (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent))
+        _exit(1);
+    return pid;
+}
+
 struct opt {
     const char *name; /* without the leading "--" */
     long long *val;

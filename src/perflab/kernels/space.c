@@ -65,15 +65,8 @@ static struct pipes start_helper(void)
     int down[2], up[2];
     if (pipe2(down, O_CLOEXEC) || pipe2(up, O_CLOEXEC))
         die("pipe2: %s", strerror(errno));
-    pid_t parent = getpid();
-    fflush(NULL);
-    pid_t pid = fork();
-    if (pid < 0)
-        die("fork: %s", strerror(errno));
+    pid_t pid = fork_helper(); /* dies with this kernel however it ends */
     if (pid == 0) {
-        /* Die with the parent however it ends (prctl(2)); it may already be gone. */
-        if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent)
-            _exit(1);
         close(down[1]);
         close(up[0]);
         char ch;

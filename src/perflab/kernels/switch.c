@@ -234,14 +234,8 @@ static void start_thread(void *(*fn)(void *), void *arg)
 /* fork(2) after pinning: the child inherits the CPU affinity (sched_setaffinity(2)). */
 static void start_process(void (*loop)(void *), void *arg)
 {
-    pid_t parent = getpid();
-    fflush(NULL);
-    pid_t pid = fork();
-    if (pid < 0)
-        die("fork: %s", strerror(errno));
+    pid_t pid = fork_helper(); /* dies with this kernel however it ends */
     if (pid == 0) {
-        if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent)
-            _exit(1);
         loop(arg);
         _exit(0);
     }
