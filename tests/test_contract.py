@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 
@@ -25,6 +26,9 @@ def test_definition(claim):
     for p in claim.params:
         assert p.lo <= p.default <= p.hi and p.help
     assert claim.source.endswith(".py")
+    package = Path(registry.__file__).resolve().parent
+    for rel in claim.sources:
+        assert (package / rel).is_file(), f"{claim.id}: source {rel} missing"
     assert len(registry.source_hash(claim)) == 16
 
 

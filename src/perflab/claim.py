@@ -100,6 +100,9 @@ class Claim:
     requires: Callable[[Mapping[str, Any]], str | None] | None = None
     # figures derived from the series for the evidence (ratios, per-event costs)
     derive: Callable[[Mapping[str, Series]], dict[str, Any]] | None = None
+    # files beyond the claim file and kernels/<kernel>.c whose text defines the
+    # experiment (other kernels, subjects), relative to the perflab package: hashed too
+    sources: tuple[str, ...] = ()
     source: str = field(default="", compare=False)  # file the claim came from (set by registry)
 
     def __post_init__(self) -> None:

@@ -101,8 +101,9 @@ def source_hash(claim: Claim) -> str:
     """Hash of the claim's file and its kernel's C source: results of different
     definitions are never compared silently (asv's benchmark version)."""
     digest = hashlib.sha256(claim.id.encode())
-    kernel_src = Path(__file__).resolve().parent / "kernels" / f"{claim.kernel}.c"
-    for path in (Path(claim.source), kernel_src):
+    package = Path(__file__).resolve().parent
+    extra = [package / rel for rel in claim.sources]
+    for path in (Path(claim.source), package / "kernels" / f"{claim.kernel}.c", *extra):
         try:
             digest.update(path.read_bytes())
         except OSError:

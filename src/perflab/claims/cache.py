@@ -417,6 +417,7 @@ CLAIMS = [
             "application's own cache costs."
         ),
         kernel="chase",
+        sources=('kernels/pagecache.c', 'subjects/pyswitch.py'),
         thresholds={"supported": f"layers in order, each >= {ORDER_FACTOR:g}x the one before (CI)",
                     "refuted": "any adjacent pair inverted beyond its CI"},
         plan=_ladder_plan,

@@ -308,6 +308,7 @@ CLAIMS = [
             "number of goroutines."
         ),
         kernel="switch",
+        sources=('subjects/pyswitch.py', 'subjects/green.go'),
         thresholds={
             "supported": f"asyncio adds 0 tasks, Go adds at most GOMAXPROCS + {GO_SLACK}, threads add exactly "
             f"{THREADS:,} (exact counts from /proc)",
@@ -332,6 +333,7 @@ CLAIMS = [
             "green.not-tasks)."
         ),
         kernel="switch",
+        sources=('subjects/green.go',),
         thresholds={
             "supported": "task count while goroutines block in read(2) grows by at least half the blocked "
             f"goroutines, and while computing stays at most GOMAXPROCS + {GO_SLACK}",
@@ -347,6 +349,7 @@ CLAIMS = [
         seed_point="8. We don't know what the runtime needs to do that multiplexing",
         mechanism=SWITCH_MECHANISM,
         kernel="switch",
+        sources=('subjects/green.go',),
         thresholds={"supported": "thread switch (futex) / register-only switch >= 10",
                     "refuted": "<= 3"},
         plan=_switch_plan,
@@ -369,6 +372,7 @@ CLAIMS = [
             "ping-pong of green.switch-cheaper (same CPU)."
         ),
         kernel="switch",
+        sources=('subjects/pyswitch.py',),
         thresholds={"supported": "C thread switch (futex) / asyncio task switch >= 10", "refuted": "<= 3"},
         plan=_asyncio_plan,
         decide=_asyncio_decide,
