@@ -1,0 +1,368 @@
+"""fork and copy-on-write (CLAIMS.md section 6, `fork.*`).
+
+Seed notes: "Right after fork the child gets a new virtual address range, but it maps to
+the parent's physical memory: that should be CoW? vfork does not even copy the virtual
+memory or page tables."
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import threading
+from statistics import median
+from typing import Any, Mapping, Sequence
+
+from perflab import stats
+from perflab.claim import Check, Checked, Claim, SeriesSpec, Settings
+from perflab.errors import AccessDenied, KernelFailed
+from perflab.model import Control, Decision, Param, Series
+from perflab.native import kernel_path
+from perflab.procfs.pagemap import PAGE_SIZE, shared_frames
+from perflab.verdict import INF, all_of, exponent_rule, ratio_rule, region
+
+# ---------------------------------------------------------------- fork.cow
+
+COW_PAGES = Param("pages", 256, 1, 65536, "pages the child reads, then writes", unit="pages")
+READ_FAULTS_MAX = 2
+
+
+def write_fault_bounds(k: int) -> tuple[int, float]:
+    return k, 1.1 * k + 2
+
+
+Frames = Sequence[tuple[int | None, int | None]] | None  # (parent PFN, child PFN) per page; None: no root
+
+
+def cow_checks(k: int, after_fork: Frames, after_read: Frames, after_write: Frames,
+               read_faults: int, write_faults: int, parent_intact: bool) -> list[Check]:
+    """Decision of fork.cow (pure): frames are (parent PFN, child PFN) per page, or None
+    when page frame numbers cannot be read here (not root)."""
+    no_root = "page frame numbers need root (CAP_SYS_ADMIN): pagemap hides them; not evaluated"
+
+    def frame_check(name: str, expected: str, frames: Frames, ok) -> Check:
+        if frames is None:
+            return Check(name, expected, None, None, no_root)
+        return Check(name, expected, ok(frames), holds=ok(frames)["holds"])
+
+    def all_shared(frames):
+        n = sum(1 for p, c in frames if p is not None and p == c)
+        return {"shared": n, "pages": len(frames), "holds": n == len(frames)}
+
+    def all_new(frames):
+        n = sum(1 for p, c in frames if p is not None and c is not None and p != c)
+        return {"child_on_new_frames": n, "pages": len(frames), "holds": n == len(frames)}
+
+    lo, hi = write_fault_bounds(k)
+    checks = [
+        frame_check(f"after fork: child and parent map the same physical frames ({k} pages)", "all shared",
+                    after_fork, all_shared),
+        Check(f"child reads {k} pages: minor faults", f"<= {READ_FAULTS_MAX}", read_faults,
+              holds=read_faults <= READ_FAULTS_MAX),
+        frame_check("after reading: still the same frames", "all shared", after_read, all_shared),
+        Check(f"child writes {k} pages: minor faults", f"between {lo} and {hi:g}", write_faults,
+              holds=lo <= write_faults <= hi),
+        frame_check("after writing: the child's pages are on new frames", "all new", after_write, all_new),
+    ]
+    if after_fork is None or after_write is None:
+        checks.append(Check("after writing: the parent keeps its frames", "unchanged", None, None, no_root))
+    else:
+        kept = sum(1 for (p0, _c0), (p1, _c1) in zip(after_fork, after_write) if p0 is not None and p0 == p1)
+        checks.append(Check("after writing: the parent keeps its frames", "unchanged",
+                            {"kept": kept, "pages": len(after_fork)}, holds=kept == len(after_fork)))
+    checks.append(Check("the parent's memory is unchanged by the child's writes", True, parent_intact,
+                        holds=bool(parent_intact)))
+    return checks
+
+
+def _frames(parent: int, child: int, addrs: list[int]) -> tuple[Frames, list[int | None] | None, str | None]:
+    try:
+        fs = shared_frames(parent, child, addrs)
+    except AccessDenied as exc:
+        return None, None, str(exc)
+    return [(f.pfn_a, f.pfn_b) for f in fs], [f.mapcount for f in fs], None
+
+
+def drive_cow(pages: int, timeout: float = 60.0) -> dict[str, Any]:
+    """Run the cow kernel, reading both processes' pagemaps between its phases."""
+    argv = [str(kernel_path("cow")), "--variant=cow", f"--pages={pages}"]
+    proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+
+    def kill() -> None:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+    timer = threading.Timer(timeout, kill)
+    timer.start()
+    out: dict[str, Any] = {}
+    try:
+        def phase(name: str) -> dict[str, Any]:
+            line = proc.stdout.readline()
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                kill()
+                proc.wait()
+                raise KernelFailed(f"cow: no {name!r} phase record (got {line!r})", stderr=proc.stderr.read(),
+                                   returncode=proc.returncode) from None
+            if rec.get("phase") != name:
+                raise KernelFailed(f"cow: expected phase {name!r}, got {rec!r}")
+            return rec
+
+        def go() -> None:
+            proc.stdin.write("go\n")
+            proc.stdin.flush()
+
+        forked = phase("forked")
+        parent, child, addr = forked["parent"], forked["child"], forked["addr"]
+        addrs = [addr + i * PAGE_SIZE for i in range(pages)]
+        out["after_fork"], out["mapcount_after_fork"], out["frames_note"] = _frames(parent, child, addrs)
+        go()
+        out["read_faults"] = phase("read")["faults"]
+        out["after_read"], _, _ = _frames(parent, child, addrs)
+        go()
+        out["write_faults"] = phase("written")["faults"]
+        out["after_write"], out["mapcount_after_write"], _ = _frames(parent, child, addrs)
+        go()
+        done = phase("done")
+        out["parent_intact"] = bool(done["parent_pages_intact"]) and done["child_status"] == 0
+        proc.wait(timeout=timeout)
+    finally:
+        timer.cancel()
+        if proc.poll() is None:
+            kill()
+            proc.wait()
+        for f in (proc.stdin, proc.stdout, proc.stderr):
+            try:
+                f.close()
+            except OSError:
+                pass
+    return out
+
+
+def _check_cow(settings: Settings, measure) -> Checked:
+    pages = int(settings.params.get("pages", COW_PAGES.default))
+    r = drive_cow(pages)
+    checks = cow_checks(pages, r["after_fork"], r["after_read"], r["after_write"], r["read_faults"],
+                        r["write_faults"], r["parent_intact"])
+    series = Series("child's minor faults per page", "access", "faults/page")
+    series.add("read", r["read_faults"] / pages)
+    series.add("write", r["write_faults"] / pages)
+
+    def summ(frames):
+        if frames is None:
+            return None
+        return {"shared": sum(1 for p, c in frames if p is not None and p == c), "pages": len(frames),
+                "first": [list(f) for f in frames[:4]]}
+
+    mc = r.get("mapcount_after_fork")
+    evidence = {
+        "pages": pages,
+        "frames_after_fork": summ(r["after_fork"]),
+        "kpagecount_after_fork": None if mc is None else sorted(set(x for x in mc if x is not None)),
+        "frames_after_read": summ(r["after_read"]),
+        "frames_after_write": summ(r["after_write"]),
+        "read_faults": r["read_faults"],
+        "write_faults": r["write_faults"],
+        "faults_per_written_page": r["write_faults"] / pages,
+        "frames_note": r["frames_note"] or "PFNs from /proc/PID/pagemap, map counts from /proc/kpagecount",
+        "faults": "getrusage(RUSAGE_SELF).ru_minflt in the child around each phase",
+    }
+    if r["after_fork"] is None:
+        control = Control("frame-probe", "positive", None, {"reason": r["frames_note"]})
+    else:
+        present = sum(1 for p, _c in r["after_fork"] if p)
+        control = Control("frame-probe", "positive", present == pages,
+                          {"expected": "every page the parent wrote is present with a PFN", "present": present})
+    return Checked(checks, [control], evidence, [series])
+
+
+# ---------------------------------------------------------------- fork.cost-grows-with-memory
+
+MAX_MIB = Param("max_mib", 1024, 64, 16384, "largest parent memory touched", unit="MiB")
+REPS = 3  # timed fork+exit+wait per process after a cold one: a 1 GiB touch costs more than the forks
+VFORK_REPS = 15  # vfork (~30 us) and posix_spawn (~0.5 ms) are cheap: more per process
+EXP_SUPPORTED = (0.8, 1.25)
+EXP_REFUTED = (-INF, 0.3)
+LARGEST_OVER_EMPTY = 5.0
+
+
+def sizes(max_mib: int) -> tuple[int, ...]:
+    """Parent memory in MiB: max/64, then four points in the top decade (max/8, /4, /2, max)."""
+    return tuple(sorted({max(1, max_mib // d) for d in (64, 8, 4, 2, 1)}))
+
+
+def thp_available(host: Mapping[str, Any]) -> bool:
+    return host.get("thp") in ("always", "madvise")
+
+
+def _forkcost(variant: str, mib: int, thp: int, settings: Settings) -> list[str]:
+    # not pinned: a fork costs 0.1 to 100 ms, far above the timer's resolution, and a
+    # pinned parent and child share their CPU with whatever else runs there
+    return ["forkcost", f"--variant={variant}", f"--mib={mib}", f"--thp={thp}", f"--reps={REPS}", "--cpu=-1"]
+
+
+def _plan_fork(settings: Settings) -> list[SeriesSpec]:
+    xs = sizes(int(settings.params.get("max_mib", MAX_MIB.default)))
+    per = lambda r: float(median(r["per_op_ns"]))  # noqa: E731
+    specs = [
+        SeriesSpec("fork 4k", "parent memory touched (MiB)", "ns", xs,
+                   lambda m: _forkcost("fork", m, 0, settings), per, timeout_s=120.0),
+        SeriesSpec("fork empty parent", None, "ns", (None,),
+                   lambda _m: _forkcost("fork", 0, 0, settings), per),
+    ]
+    if thp_available(settings.host):
+        specs.append(SeriesSpec("fork THP", "parent memory touched (MiB)", "ns", xs,
+                                lambda m: _forkcost("fork", m, 1, settings), per, timeout_s=120.0,
+                                derived=(("THP backing", "fraction of the memory on huge pages",
+                                          lambda r: r["anon_huge_kib"] / 1024 / max(1, r["mib"])),)))
+    return specs
+
+
+def decide_fork(series: Mapping[str, Series], conf, rng, n_boot) -> Decision:
+    s = series["fork 4k"]
+    d1 = exponent_rule(s, region(*EXP_SUPPORTED), EXP_REFUTED, conf, rng, n_boot)
+    big = max(s.points) if s.points else None
+    empty = series["fork empty parent"].points.get(None, [])
+    d2 = ratio_rule(s.points.get(big, []), empty, f"fork latency at {big} MiB / empty parent",
+                    region(LARGEST_OVER_EMPTY, INF), region(INF, INF), conf, rng, n_boot)
+    d2.thresholds["refuted"] = "never (only the exponent refutes, CLAIMS.md)"
+    return all_of([d1, d2], "growth exponent (4 KiB pages) and largest / empty parent")
+
+
+def _fit(series: Series) -> dict[str, Any] | None:
+    pts = {x: v for x, v in series.points.items() if isinstance(x, (int, float)) and x > 0}
+    if len(pts) < 3:
+        return None
+    fit = stats.affine_fit(pts, conf=0.95, n_boot=400, rng=random.Random(0))
+    return {"ns_per_mib": fit.b.value, "ns_per_mib_ci": [fit.b.lo, fit.b.hi], "intercept_ns": fit.a.value,
+            "r2": fit.r2, "ns_per_4k_page": fit.b.value / 256}
+
+
+def _derive_fork(series: Mapping[str, Series]) -> dict[str, Any]:
+    out: dict[str, Any] = {"fork_4k_fit": _fit(series["fork 4k"])}
+    empty = series["fork empty parent"].points.get(None)
+    if empty:
+        out["empty_parent_ns"] = median(empty)
+    thp = series.get("fork THP")
+    if thp is None:
+        out["fork_THP"] = "not measured: transparent huge pages are not available here"
+        return out
+    out["fork_THP_fit"] = _fit(thp)
+    big = max(thp.points)
+    s4 = series["fork 4k"].points.get(big)
+    if s4:
+        out[f"4k_over_THP_at_{big}_MiB"] = median(s4) / median(thp.points[big])
+    backing = series.get("THP backing")
+    if backing:
+        out["THP_backing_fraction"] = {x: median(v) for x, v in sorted(backing.points.items())}
+    out["reading"] = ("with THP a 2 MiB page is one PMD entry: fork copies 512x fewer page-table entries and "
+                      "takes 512x fewer page references (copy_huge_pmd), so the slope falls by about that much")
+    return out
+
+
+# ---------------------------------------------------------------- fork.vfork-constant
+
+FLAT_SUPPORTED = (0.8, 1.25)
+FLAT_REFUTED = (2.0, INF)
+
+
+def _plan_vfork(settings: Settings) -> list[SeriesSpec]:
+    xs = (0, *sizes(int(settings.params.get("max_mib", MAX_MIB.default))))
+    return [SeriesSpec(
+        "vfork", "parent memory touched (MiB)", "ns", xs,
+        # pinned (the child inherits the mask): unpinned, a vfork child woken on the other
+        # CPU made vfork bimodal here (39 or 75 us per process, against 31 us pinned)
+        lambda m: ["forkcost", "--variant=spawn", f"--mib={m}", "--thp=0", f"--reps={VFORK_REPS}",
+                   f"--cpu={settings.cpu}"],
+        lambda r: float(median(r["vfork_ns"])), timeout_s=120.0,
+        derived=(("posix_spawn", "ns", lambda r: float(median(r["per_op_ns"]))),),
+    )]
+
+
+def decide_vfork(series: Mapping[str, Series], conf, rng, n_boot) -> Decision:
+    parts = []
+    for name in ("vfork", "posix_spawn"):
+        pts = series[name].points
+        lo, hi = min(pts), max(pts)
+        parts.append(ratio_rule(pts[hi], pts[lo], f"{name} latency at {hi} MiB / at {lo} MiB",
+                                region(*FLAT_SUPPORTED), FLAT_REFUTED, conf, rng, n_boot))
+    return all_of(parts, "largest / smallest parent memory, vfork and posix_spawn")
+
+
+def _derive_vfork(series: Mapping[str, Series]) -> dict[str, Any]:
+    return {name: {x: median(v) for x, v in sorted(series[name].points.items())} for name in ("vfork", "posix_spawn")}
+
+
+CLAIMS = [
+    Claim(
+        id="fork.cow",
+        statement="after fork, child and parent share physical pages until one of them writes",
+        seed_point="6. right after fork the child maps the parent's physical memory: copy-on-write?",
+        mechanism=(
+            "fork(2) copies the parent's page tables (dup_mmap -> copy_page_range in mm/memory.c) "
+            "but not its private pages: copy_present_pte() write-protects the PTE in both and "
+            "takes a reference on the same page (mapcount 2). A read in the child needs nothing; "
+            "the first write to a page takes a write-protect fault, and do_wp_page() -> "
+            "wp_page_copy() gives the writer a new page (or reuses it when it is no longer "
+            "shared). Evidence: /proc/PID/pagemap PFNs of both processes and /proc/kpagecount "
+            "(Documentation/admin-guide/mm/pagemap.rst, root), read between the child's phases, "
+            "and the child's minor faults (getrusage) while it reads and while it writes k pages."
+        ),
+        kernel="cow",
+        thresholds={"supported": "every check holds: frames shared after fork and after reading, new after "
+                                 "writing; k <= write faults <= 1.1k+2; read faults <= 2",
+                    "refuted": "any check fails"},
+        check=_check_cow,
+        params=(COW_PAGES,),
+    ),
+    Claim(
+        id="fork.cost-grows-with-memory",
+        statement="fork latency grows with the parent's resident memory, roughly linearly (4 KiB pages)",
+        seed_point="6. fork copies the virtual memory and page tables (vfork does not)",
+        mechanism=(
+            "fork(2) copies every page-table entry of the parent's private mappings "
+            "(copy_page_range -> copy_pte_range in mm/memory.c) and takes a reference on each "
+            "present page, so its cost grows with resident 4 KiB pages; with transparent huge "
+            "pages a 2 MiB page is one PMD entry (copy_huge_pmd), 512 times fewer. The kernel "
+            "maps and writes M MiB (madvise MADV_NOHUGEPAGE, or MADV_HUGEPAGE for the THP "
+            "series, madvise(2)), then times fork + the child's _exit + waitpid."
+        ),
+        kernel="forkcost",
+        thresholds={"supported": f"growth exponent in [{EXP_SUPPORTED[0]}, {EXP_SUPPORTED[1]}] and the largest "
+                                 f"size >= {LARGEST_OVER_EMPTY:g}x the empty parent",
+                    "refuted": f"exponent < {EXP_REFUTED[1]}"},
+        plan=_plan_fork,
+        decide=decide_fork,
+        params=(MAX_MIB,),
+        aa=("fork 4k", lambda s: sizes(int(s.params.get("max_mib", MAX_MIB.default)))[0]),
+        derive=_derive_fork,
+    ),
+    Claim(
+        id="fork.vfork-constant",
+        statement="vfork (and posix_spawn) latency does not grow with the parent's memory",
+        seed_point="6. vfork does not even copy the virtual memory or page tables",
+        mechanism=(
+            "vfork(2) is clone(CLONE_VM | CLONE_VFORK): the child runs on the parent's mm "
+            "(copy_mm shares it when CLONE_VM is set, kernel/fork.c), so no page table is copied, "
+            "and the parent sleeps until the child execs or exits. glibc's posix_spawn(3) uses "
+            "the same clone flags (sysdeps/unix/sysv/linux/spawni.c) and then execs. Timed: "
+            "vfork + _exit + waitpid, and posix_spawn of /bin/true + waitpid, from the same "
+            "parent after it wrote M MiB."
+        ),
+        kernel="forkcost",
+        thresholds={"supported": f"largest / smallest size ratio in [{FLAT_SUPPORTED[0]}, {FLAT_SUPPORTED[1]}]",
+                    "refuted": f">= {FLAT_REFUTED[0]:g}"},
+        plan=_plan_vfork,
+        decide=decide_vfork,
+        params=(MAX_MIB,),
+        aa=("vfork", 0),
+        derive=_derive_vfork,
+    ),
+]
