@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, TextIO
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 STYLE = {
@@ -42,6 +43,10 @@ def fmt_detail(value: Any) -> str:
 
 def render(records: list[dict[str, Any]], out: TextIO, detail: bool = True) -> None:
     console = Console(file=out, highlight=False, soft_wrap=False, width=max(120, Console(file=out).width))
+
+    def say(*args, **kw) -> None:  # data, not markup: "[heap]" must stay as it is
+        console.print(*args, markup=False, **kw)
+
     table = Table(title="perflab verdicts", show_lines=False)
     table.add_column("claim", no_wrap=True)
     table.add_column("outcome")
@@ -58,22 +63,22 @@ def render(records: list[dict[str, Any]], out: TextIO, detail: bool = True) -> N
         ) or "-"
         decided = f"{short(dec['quantity'])}: {value}" if dec else rec["summary"]
         table.add_row(
-            rec["claim"],
+            escape(rec["claim"]),
             f"[{STYLE.get(rec['outcome'], '')}]{rec['outcome']}[/]",
-            decided,
-            controls,
+            escape(decided),
+            escape(controls),
             f"{rec['duration_s']:.1f} s",
         )
     console.print(table)
     if not detail:
         return
     for rec in records:
-        console.rule(f"{rec['claim']}: {rec['outcome']}")
-        console.print(rec.get("statement", ""), style="italic")
-        console.print(rec["summary"])
+        console.rule(escape(f"{rec['claim']}: {rec['outcome']}"))
+        say(rec.get("statement", ""), style="italic")
+        say(rec["summary"])
         thresholds = (rec.get("decision") or {}).get("thresholds")
         if thresholds:
-            console.print("thresholds (fixed in advance): " + "; ".join(f"{k}: {v}" for k, v in thresholds.items() if not isinstance(v, dict)))
+            say("thresholds (fixed in advance): " + "; ".join(f"{k}: {v}" for k, v in thresholds.items() if not isinstance(v, dict)))
         for s in rec.get("series", []):
             if s.get("role") == "control" and s["name"].startswith("a/a"):
                 continue
@@ -82,28 +87,28 @@ def render(records: list[dict[str, Any]], out: TextIO, detail: bool = True) -> N
                 for p in s["points"]
             )
             label = f"{s['name']} ({s['unit']}{', by ' + s['x'] if s['x'] else ''})"
-            console.print(f"  {label}: {pts}")
+            say(f"  {label}: {pts}")
             if "growth_exponent" in s:
                 g, f = s["growth_exponent"], s.get("affine_fit")
                 line = f"    growth exponent (top decade) {g['value']:.3f} [{g['ci'][0]:.3f}, {g['ci'][1]:.3f}]"
                 if f:
                     line += f"; fit a + b*N: a = {fmt(f['a']['value'])} {s['unit']}, b = {fmt(f['b']['value'])} {s['unit']} per {s['x']}"
-                console.print(line)
+                say(line)
         for name, c in (rec.get("controls") or {}).items():
-            console.print(f"  control {name} ({c.get('kind')}): {'passed' if c.get('passed') else 'FAILED' if c.get('passed') is False else 'not evaluated'} "
+            say(f"  control {name} ({c.get('kind')}): {'passed' if c.get('passed') else 'FAILED' if c.get('passed') is False else 'not evaluated'} "
                           + ", ".join(f"{k}={fmt_detail(v)}" for k, v in c.items() if k not in ("kind", "passed")))
         ev = rec.get("evidence") or {}
         if "stderr" in ev and ev["stderr"]:
-            console.print("  kernel stderr:\n" + ev["stderr"])
+            say("  kernel stderr:\n" + ev["stderr"])
         if ev.get("overheads"):
-            console.print("  subtracted overheads: " + ", ".join(f"{k} {fmt(v)}" for k, v in ev["overheads"].items()))
+            say("  subtracted overheads: " + ", ".join(f"{k} {fmt(v)}" for k, v in ev["overheads"].items()))
         if ev.get("derived"):
-            console.print("  derived: " + ", ".join(f"{k} {fmt_detail(v)}" for k, v in ev["derived"].items()))
+            say("  derived: " + ", ".join(f"{k} {fmt_detail(v)}" for k, v in ev["derived"].items()))
         for chk in ev.get("checks", []):
             mark = {True: "holds", False: "CONTRADICTS", None: "not evaluated"}[chk["holds"]]
-            console.print(f"  check {chk['name']}: {mark} (expected {fmt_detail(chk['expected'])}, "
+            say(f"  check {chk['name']}: {mark} (expected {fmt_detail(chk['expected'])}, "
                           f"observed {fmt_detail(chk['observed'])}){' - ' + chk['note'] if chk.get('note') else ''}")
         if "rounds" in ev:
-            console.print(f"  rounds: {ev['rounds']} ({'stopped early' if ev.get('stopped_early') else 'full budget'}), kernels pinned to CPU {ev.get('cpu')}")
-        console.print(f"  why: {rec['explanation']}")
-        console.print(f"  rerun: {rec['rerun']}", style="dim")
+            say(f"  rounds: {ev['rounds']} ({'stopped early' if ev.get('stopped_early') else 'full budget'}), pin CPU {ev.get('cpu')}")
+        say(f"  why: {rec['explanation']}")
+        say(f"  rerun: {rec['rerun']}", style="dim")
