@@ -115,6 +115,19 @@ def calibrate(batch, target: int) -> int:
 
 
 def measure(batch, empty, opts) -> dict:
+    # The cyclic garbage collector runs at allocation-count thresholds, inside some
+    # batches and not others; it is off while timing, as timeit does (Lib/timeit.py).
+    import gc
+
+    gc.collect()
+    gc.disable()
+    try:
+        return _measure(batch, empty, opts)
+    finally:
+        gc.enable()
+
+
+def _measure(batch, empty, opts) -> dict:
     timer = timer_overhead()
     target, nb = opts["target-ns"], opts["batches"]
     eit = calibrate(empty, target)
