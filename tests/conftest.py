@@ -140,15 +140,17 @@ def _run(db, budget: str, seed: int, selectors=()) -> dict:
 
 def _run_all(tmp_path_factory, budget: str, retry: bool = True) -> dict:
     """All claims once; a claim whose control failed (a noisy moment on a shared VM can
-    fail the A/A honestly) is run once more with another seed, and the second answer is
-    the one the tests judge. Its first answer is kept under "first_attempt"."""
+    fail the A/A honestly) is run again with another seed, at most twice, and the last
+    answer is the one the tests judge. The one before it is kept under "first_attempt"."""
     db = tmp_path_factory.mktemp(budget) / "live.db"
     records = _run(db, budget, 12345)
     if not retry:
         return records
-    noisy = [cid for cid, r in records.items() if any(c["passed"] is False for c in r["controls"].values())]
-    if noisy:
-        again = _run(db, budget, 54321, noisy)
+    for seed in (54321, 98765):
+        noisy = [cid for cid, r in records.items() if any(c["passed"] is False for c in r["controls"].values())]
+        if not noisy:
+            break
+        again = _run(db, budget, seed, noisy)
         for cid in noisy:
             again[cid]["first_attempt"] = records[cid]
             records[cid] = again[cid]

@@ -1,6 +1,7 @@
 """Live verdicts of lib.*, malloc.* and fork.* on this machine: the controls passed, and
 the evidence recorded agrees with the outcome (checked on the raw counts and series,
-independently of the rules). Runs only these three topics, at the quick budget."""
+independently of the rules). Uses the session's default-budget run of every claim
+(conftest.live_records, which reruns a claim whose control failed)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ from statistics import median
 
 import pytest
 
-from conftest import _run
 from perflab.claims import lib
 
 pytestmark = pytest.mark.live
@@ -21,12 +21,8 @@ ROOT = os.geteuid() == 0
 
 
 @pytest.fixture(scope="module")
-def recs(tmp_path_factory) -> dict:
-    records = _run(tmp_path_factory.mktemp("lmf") / "live.db", "quick", 12345, ["lib", "malloc", "fork"])
-    noisy = [c for c, r in records.items() if any(x["passed"] is False for x in r["controls"].values())]
-    if noisy:  # a noisy moment on a shared VM can fail an A/A honestly: one more try
-        records.update(_run(tmp_path_factory.mktemp("lmf2") / "live.db", "quick", 54321, noisy))
-    return records
+def recs(live_records) -> dict:
+    return live_records
 
 
 def checks(rec) -> dict:
