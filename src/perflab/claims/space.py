@@ -6,12 +6,19 @@ one process holds both kernel space and a user address space."
 
 from __future__ import annotations
 
+import os
+import re
 from statistics import median
 from typing import Any, Mapping
 
-from perflab.claim import Claim, SeriesSpec, Settings
+from perflab.claim import Check, Checked, Claim, SeriesSpec, Settings
+from perflab.claims import _live
 from perflab.claims._common import per_op, timing_args
+from perflab.errors import AccessDenied, ClaimSkipped, NoSuchProcess
 from perflab.model import Control, Decision, Param, Series
+from perflab.procfs import parse
+from perflab.procfs.read import DEFAULT_PROC_ROOT, ProcDir
+from perflab.procfs.snapshot import collect
 from perflab.verdict import INF, median_rule, region
 
 CALLS = Param("calls", 1_000_000, 1_000, 100_000_000, "null system calls per process", unit="calls")
@@ -101,6 +108,265 @@ def _derive(series: Mapping[str, Series]) -> dict[str, Any]:
     }
 
 
+
+# ---- space.user-layout ------------------------------------------------------------------
+LAYOUT_THREADS = Param("threads", 4, 1, 64, "threads of the subject, stack sizes cycled", unit="threads")
+STACK_KIB = (64, 200, 1000, 136)  # different on purpose: no size heuristic can pass
+_LIBC = re.compile(r"^(libc\.so(\.\d+)*|libc-[0-9.]+\.so|libc\.musl.*\.so.*|ld-musl.*\.so.*)$")
+
+
+def _mib(n: int) -> str:
+    return f"{n / 2**20:.3g} MiB" if n >= 2**20 else f"{n / 1024:.4g} KiB"
+
+
+def user_layout_checks(info: Mapping[str, Any], snap: Mapping[str, Any], n: int) -> Checked:
+    """The exact checks of space.user-layout (pure): the subject's own report (gettid,
+    pthread_getattr_np) against what /proc shows of it (procfs.snapshot.collect)."""
+    space = snap["address_space"]
+    if not space.get("available"):
+        c = Check("user address space readable", "available", space.get("reason"), None, space.get("reason", ""))
+        return Checked([c], [], {"address_space": space})
+    rows = space["mappings"]
+    by_kind = space["by_kind"]
+
+    def kind_size(kind: str) -> int:
+        return by_kind.get(kind, {}).get("size_bytes", 0)
+
+    libs = [lib for lib in space["libraries"] if _LIBC.match(lib["name"])]
+    threads = {t["tid"]: t for t in snap["threads"]}
+    pid = info["pid"]
+    checks = [
+        Check("the executable is mapped", "mappings of the subject's own file",
+              f"{by_kind.get('executable', {}).get('mappings', 0)} mappings, {_mib(kind_size('executable'))}",
+              kind_size("executable") > 0, f"exe -> {snap['process'].get('exe')}"),
+        Check("the C library is mapped", "libc.so mappings",
+              "; ".join(f"{lib['name']}: {lib['mappings']} mappings, {_mib(lib['size_bytes'])}" for lib in libs) or None,
+              bool(libs), f"{len(space['libraries'])} shared objects in all"),
+        Check("a heap", "the heap mapping (brk area)", _mib(kind_size("heap")) if "heap" in by_kind else None,
+              "heap" in by_kind, "malloc(3) grows it with brk(2) for small blocks"),
+    ]
+    main = threads.get(pid, {}).get("stack")
+    checks.append(Check(
+        "the main thread's stack", "the main stack mapping, holding the main thread's stack pointer",
+        None if main is None else f"{main['kind']} {_mib(main['size_bytes'])}",
+        None if main is None and threads.get(pid, {}).get("stack_reason", "").startswith("running") else
+        (main is not None and main["kind"] == "main_stack"),
+        threads.get(pid, {}).get("stack_reason", "") if main is None else ""))
+    per_thread, found, contradict, unknown = [], 0, [], []
+    for t in info["threads"]:
+        seen = threads.get(t["tid"], {})
+        st = seen.get("stack")
+        row = {"tid": t["tid"], "requested_bytes": t["requested_stack_bytes"],
+               "pthread_stack_bytes": t["stack_hi"] - t["stack_lo"]}
+        if st is None:
+            row["stack"] = None
+            row["reason"] = seen.get("stack_reason", "thread not listed in /proc")
+            (unknown if seen.get("stack_reason", "").startswith("running") else contradict).append(t["tid"])
+        else:
+            lo, hi = int(st["start"], 16), int(st["end"], 16)
+            ok = st["kind"] == "thread_stack" and lo <= t["stack_lo"] and t["stack_hi"] <= hi
+            row.update({"mapping": f"{st['start']}-{st['end']}", "mapping_bytes": st["size_bytes"],
+                        "kind": st["kind"], "holds_pthread_range": ok})
+            if ok:
+                found += 1
+            else:
+                contradict.append(t["tid"])
+        per_thread.append(row)
+    mapped_tids = sorted(tid for m in rows if m["kind"] == "thread_stack" for tid in m["tids"])
+    sizes = {r.get("mapping_bytes") for r in per_thread if r.get("mapping_bytes")}
+    checks.append(Check(
+        f"{n} thread stacks, each matched to its TID",
+        f"{n} anonymous mappings, each holding one thread's stack pointer and the range "
+        "pthread_getattr_np(3) reports for it",
+        f"{found} of {len(info['threads'])} found; TIDs on thread_stack mappings: {mapped_tids}",
+        False if contradict or len(info["threads"]) != n or mapped_tids != sorted(t["tid"] for t in info["threads"])
+        else (None if unknown else True),
+        (f"not found: {contradict}; " if contradict else "") + (f"running, no stack pointer: {unknown}; " if unknown else "")
+        + f"{len(sizes)} distinct stack sizes"))
+    # Positive control on the probe itself: the user stack pointer /proc reports for each
+    # thread must lie in the stack pthread_getattr_np(3) gives for it (a probe reading
+    # stat's kstkesp, 0 unless the task is being dumped, fails).
+    sp_rows = {}
+    for t in info["threads"]:
+        sp = threads.get(t["tid"], {}).get("stack_pointer")
+        sp_rows[t["tid"]] = None if sp is None else (t["stack_lo"] <= int(sp, 16) < t["stack_hi"])
+    controls = [Control("stack-pointer-probe", "positive",
+                        None if not sp_rows or any(v is None for v in sp_rows.values()) else all(sp_rows.values()),
+                        {"expected": "each thread's stack pointer (/proc/PID/task/TID/syscall) inside its "
+                                     "pthread_getattr_np stack", "inside": {str(k): v for k, v in sp_rows.items()}})]
+    sizes_table = {k: {"mappings": v["mappings"], "size_bytes": v["size_bytes"], "rss_bytes": v["rss_bytes"]}
+                   for k, v in by_kind.items()}
+    series = Series("mapping size by kind", "kind", "KiB")
+    for k in ("executable", "library", "heap", "main_stack", "thread_stack", "stack_guard", "anonymous"):
+        if k in by_kind:
+            series.add(k, by_kind[k]["size_bytes"] / 1024)
+    evidence = {
+        "subject": {"pid": pid, "threads": n, "stack_kib_requested": sorted({t["requested_stack_bytes"] // 1024
+                                                                              for t in info["threads"]})},
+        "by_kind": sizes_table,
+        "libc": libs,
+        "thread_stacks": per_thread,
+        "main_stack": main,
+        "method": "procfs.snapshot.collect: /proc/PID/smaps classified (procfs/classify.py); a thread's stack is "
+        "the mapping holding the user stack pointer /proc/PID/task/TID/syscall reports while it is blocked",
+    }
+    return Checked(checks, controls, evidence, [series])
+
+
+def _user_layout_check(settings: Settings, measure) -> Checked:
+    n = int(settings.params.get("threads", LAYOUT_THREADS.default))
+    sizes = ",".join(str(STACK_KIB[i % len(STACK_KIB)]) for i in range(min(n, len(STACK_KIB))))
+    with _live.subject(["subject_threads", f"--threads={n}", f"--stack-kib={sizes}"]) as (_proc, info):
+        _live.wait_until(info["pid"], _live.all_blocked)
+        snap = collect(info["pid"], sharing=False)
+    return user_layout_checks(info, snap, n)
+
+
+# ---- space.kthread-no-user --------------------------------------------------------------
+PF_EXITING = 0x00000004  # include/linux/sched.h
+
+
+def survey(proc_root: str = DEFAULT_PROC_ROOT) -> list[dict[str, Any]]:
+    """Every task on the box (/proc/PID/task/TID): PF_KTHREAD from its stat flags, its
+    state, its mappings (lines of maps; None if unreadable) and VmSize (None if absent)."""
+    out = []
+    for name in os.listdir(proc_root):
+        if not name.isdigit():
+            continue
+        try:
+            pd = ProcDir(int(name), proc_root)
+        except (NoSuchProcess, AccessDenied):
+            continue
+        with pd:
+            try:
+                tids = pd.listdir("task")
+            except (NoSuchProcess, AccessDenied):
+                continue
+            for tid in tids:
+                row = _task(pd, int(name), int(tid))
+                if row is not None:
+                    out.append(row)
+    return out
+
+
+def _task(pd: ProcDir, pid: int, tid: int) -> dict[str, Any] | None:
+    try:
+        st = parse.parse_stat(pd.read_in("task", f"{tid}/stat"))
+        status = parse.parse_status(pd.read_in("task", f"{tid}/status"))
+    except (NoSuchProcess, AccessDenied):
+        return None
+    row: dict[str, Any] = {"pid": pid, "tid": tid, "comm": st.comm, "state": st.state,
+                           "kthread": st.kernel_thread, "exiting": bool(st.flags & PF_EXITING),
+                           "vmsize_kib": int(status["VmSize"].split()[0]) if "VmSize" in status else None}
+    try:
+        row["mappings"] = pd.read_in("task", f"{tid}/maps").count(b"\n")
+    except AccessDenied:
+        row["mappings"] = None
+    except NoSuchProcess:
+        # gone, or a kernel answering ESRCH for a task without an mm: if the task is
+        # still there, its maps are "not read" (never counted as 0 mappings)
+        try:
+            pd.read_in("task", f"{tid}/stat")
+        except (NoSuchProcess, AccessDenied):
+            return None
+        row["mappings"] = None
+    return row
+
+
+def kthread_checks(tasks: list[Mapping[str, Any]], self_pid: int) -> Checked:
+    """The exact checks of space.kthread-no-user (pure) on a survey of every task."""
+    live = [t for t in tasks if t["state"] not in "ZX" and not t["exiting"]]
+    skipped = len(tasks) - len(live)
+    kth = [t for t in live if t["kthread"]]
+    users = [t for t in live if not t["kthread"]]
+
+    def label(t):
+        return f"{t['comm']} ({t['pid']}/{t['tid']}): mappings {t['mappings']}, VmSize {t['vmsize_kib']}"
+
+    def check(name, group, bad, expected, unread_decides):
+        unread = [t for t in group if t["mappings"] is None]
+        wrong = [t for t in group if bad(t)]
+        holds = False if wrong else (None if (unread and unread_decides) or not group else True)
+        note = ""
+        if unread:
+            note = (f"{len(unread)} tasks' maps unreadable (ptrace read access refused: "
+                    f"{', '.join(sorted({t['comm'] for t in unread})[:8])})"
+                    + ("; " if unread_decides else ", their VmSize alone checked; "))
+        if not group:
+            note += "no such task visible here (a PID namespace hides kernel threads)"
+        return Check(name, expected, f"{len(group) - len(wrong) - len(unread)} of {len(group)} as expected; "
+                     f"exceptions: {len(wrong)}", holds, note + ("; ".join(label(t) for t in wrong[:20])))
+
+    checks = [
+        check("kernel threads (PF_KTHREAD) have no mappings and no VmSize", kth,
+              lambda t: (t["mappings"] or 0) > 0 or t["vmsize_kib"] is not None,
+              "0 lines in /proc/PID/maps and no VmSize line in status", True),
+        check("user tasks have mappings and a VmSize", users,
+              lambda t: t["mappings"] == 0 or not t["vmsize_kib"],
+              "> 0 lines in maps (where readable) and VmSize > 0", False),
+    ]
+    me = next((t for t in live if t["pid"] == self_pid), None)
+    controls = [Control(
+        "probe-sees-mappings", "positive",
+        None if me is None else (not me["kthread"] and bool(me["mappings"]) and bool(me["vmsize_kib"])),
+        {"expected": "perflab's own process: not PF_KTHREAD, its mappings and VmSize seen",
+         "observed": None if me is None else label(me)})]
+    names: dict[str, int] = {}
+    for t in kth:
+        base = re.sub(r"[/:-]?\d+.*$", "", t["comm"]) or t["comm"]
+        names[base] = names.get(base, 0) + 1
+    evidence = {
+        "tasks": len(tasks), "excluded_zombie_or_exiting": skipped,
+        "kernel_threads": len(kth), "user_tasks": len(users),
+        "kernel_thread_names": dict(sorted(names.items(), key=lambda kv: -kv[1])[:20]),
+        "user_vmsize_kib": {"min": min((t["vmsize_kib"] or 0) for t in users) if users else None,
+                            "max": max((t["vmsize_kib"] or 0) for t in users) if users else None},
+        "method": "PF_KTHREAD (0x00200000) in field 9 of /proc/PID/task/TID/stat identifies a kernel "
+        "thread; the property tested is read apart: lines of maps, the VmSize line of status (proc(5))",
+    }
+    series = Series("tasks", "kind", "tasks")
+    series.add("kernel threads", float(len(kth)))
+    series.add("user tasks", float(len(users)))
+    return Checked(checks, controls, evidence, [series])
+
+
+def _kthread_check(settings: Settings, measure) -> Checked:
+    tasks = survey()
+    if not tasks:
+        raise ClaimSkipped("/proc lists no task")
+    return kthread_checks(tasks, os.getpid())
+
+
+# ---- space.fd-in-kernel ----------------------------------------------------------------
+def fd_checks(rec: Mapping[str, Any]) -> Checked:
+    """The exact checks of space.fd-in-kernel (pure) on the fdshare kernel's record."""
+    d, f, o, c = rec["dup"], rec["fork"], rec["open"], rec["controls"]
+    checks = [
+        Check("dup(): one open file, one offset", f"offset through fd moved to {d['read_bytes']}; kcmp 0 (equal)",
+              {"offset_fd": d["offset_fd"], "offset_dup": d["offset_other"], "kcmp": d["kcmp"]},
+              d["offset_fd"] == d["read_bytes"] == d["offset_other"] and d["kcmp"] == 0,
+              f"{d['read_bytes']} bytes read through the dup"),
+        Check("fork(): a read in the child moves the parent's offset",
+              f"parent's offset {f['read_bytes']}; kcmp(parent fd, child fd) 0",
+              {"offset_parent": f["offset_fd"], "kcmp": f["kcmp"]},
+              f["offset_fd"] == f["read_bytes"] and f["kcmp"] == 0,
+              f"the child read {f['read_bytes']} bytes; compared while it was alive"),
+        Check("two open()s of one file: two offsets", f"offset through fd stays 0, the other at {o['read_bytes']}; "
+              "kcmp != 0", {"offset_fd": o["offset_fd"], "offset_other": o["offset_other"], "kcmp": o["kcmp"]},
+              o["offset_fd"] == 0 and o["offset_other"] == o["read_bytes"] and o["kcmp"] != 0 and bool(o["same_inode"]),
+              "the same inode, a second open file description"),
+    ]
+    controls = [Control("kcmp-file", "positive", c["kcmp_self"] == 0 and c["kcmp_other_file"] != 0,
+                        {"kcmp(fd, fd)": c["kcmp_self"], "kcmp(fd, /dev/null)": c["kcmp_other_file"],
+                         "expected": "0 (equal) for a file against itself, non-0 against another file"})]
+    evidence = {k: rec[k] for k in ("dup", "fork", "open", "dir", "temp_file", "file_bytes")}
+    return Checked(checks, controls, evidence)
+
+
+def _fd_check(settings: Settings, measure) -> Checked:
+    return fd_checks(measure(["fdshare", "--variant=offsets"], 30.0))
+
+
 CLAIMS = [
     Claim(
         id="space.syscall-in-context",
@@ -125,5 +391,66 @@ CLAIMS = [
         aa=("syscall-getppid", None),
         positive=probe_control,
         derive=_derive,
+    ),
+    Claim(
+        id="space.user-layout",
+        statement="a process's user address space holds its executable, shared libraries, a heap and one "
+        "stack per thread",
+        seed_point="1. user space holds the executable, shared libraries, heap and thread stacks",
+        mechanism=(
+            "execve(2) maps the executable's segments and the dynamic loader (fs/binfmt_elf.c "
+            "load_elf_binary), sets up the main stack (grown down on faults, "
+            "mm/mmap.c) and the brk area that malloc(3) extends for small blocks (the heap, "
+            "mm/mmap.c brk); ld.so maps each shared library with mmap(2). A thread has no "
+            "special region: glibc's pthread_create mmap()s an anonymous stack of the requested "
+            "size with a PROT_NONE guard page below it (nptl/allocatestack.c) and passes it to "
+            "clone(2). /proc/PID/maps lists them all (proc(5)); the mapping holding a thread's "
+            "user stack pointer (from /proc/PID/task/TID/syscall while it is blocked) is its stack."
+        ),
+        kernel="subject_threads",
+        thresholds={"supported": "executable, libc, heap, main stack and N thread stacks (matched to TIDs, "
+                                 "holding the pthread_getattr_np range) all found",
+                    "refuted": "any of them missing or mismatched"},
+        check=_user_layout_check,
+        params=(LAYOUT_THREADS,),
+    ),
+    Claim(
+        id="space.kthread-no-user",
+        statement="kernel threads have no user address space (no mappings, no VmSize), unlike user tasks",
+        seed_point="1. kernel threads like ksoftirqd seem to have only kernel space",
+        mechanism=(
+            "A kernel thread is created by kthread_create() (kernel/kthread.c) through "
+            "kernel_clone() with PF_KTHREAD set and no mm: copy_mm() (kernel/fork.c) leaves "
+            "tsk->mm NULL when the creator has none, and kthreadd has none. It borrows the "
+            "previous task's page tables (active_mm) to run, but owns no user mappings. "
+            "/proc/PID/maps walks tsk->mm and shows nothing; status prints Vm* lines only when "
+            "there is an mm (fs/proc/task_mmu.c task_mem via proc_pid_status). A user task's "
+            "mm holds at least its executable and stack. Zombies and exiting tasks have "
+            "released their mm (exit_mm) and count as neither."
+        ),
+        kernel="space",
+        thresholds={"supported": "every PF_KTHREAD task: 0 mappings, no VmSize; every user task: mappings "
+                                 "and VmSize > 0", "refuted": "any exception"},
+        check=_kthread_check,
+    ),
+    Claim(
+        id="space.fd-in-kernel",
+        statement="a file descriptor is an index into a kernel table: the open file and its offset live in "
+        "the kernel, shared by dup() and across fork(), not by two open()s",
+        seed_point="1. kernel space holds the file descriptors; user space holds only the number",
+        mechanism=(
+            "A descriptor indexes the task's files_struct fd table, whose entries point to a "
+            "struct file (the open file description: f_pos, f_flags) in kernel memory "
+            "(include/linux/fdtable.h, fs/file.c). dup(2) installs a second pointer to the same "
+            "struct file; fork(2) copies the table (dup_fd in fs/file.c, called from copy_files "
+            "in kernel/fork.c), so both processes' entries point to the same files and a read "
+            "in one moves the offset the other sees (open(2), 'open file description'). A second "
+            "open(2) makes a new struct file with its own f_pos. kcmp(2) KCMP_FILE compares the "
+            "struct file pointers of two descriptors."
+        ),
+        kernel="fdshare",
+        thresholds={"supported": "offsets shared by dup and across fork, independent for two opens, kcmp "
+                                 "agreeing in each case", "refuted": "any case otherwise"},
+        check=_fd_check,
     ),
 ]

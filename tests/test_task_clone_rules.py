@@ -1,0 +1,347 @@
+"""space.* (structural), task.* and clone.* decisions both ways (and the middle), on
+synthetic input: ratio rules on realistic series, exact checks on synthetic
+observations (subject reports, /proc snapshots, kcmp answers, traces, kernel records),
+and the positive controls rejecting broken probes. No kernel runs here."""
+
+from __future__ import annotations
+
+import copy
+import random
+
+import pytest
+
+from conftest import synthetic
+from perflab import registry, runner, verdict
+from perflab.claims import clone, space, task
+from perflab.model import Outcome
+from perflab.trace import clone_flags
+from perflab.trace.result import from_record
+from trace_records import FORK, THREAD, record as trace_record, clone as trace_clone
+
+CONF, NBOOT = 0.975, 400
+SEED = 7
+
+
+def claim(cid):
+    return next(c for c in registry.all_claims() if c.id == cid)
+
+
+def point(name, ns, noise=0.04):
+    return synthetic(name, (None,), lambda _x: ns, n=8, noise=noise, x=None, unit="ns")
+
+
+def decide(cid, **medians):
+    series = {name.replace("_", "-"): point(name.replace("_", "-"), ns) for name, ns in medians.items()}
+    return claim(cid).decide(series, CONF, random.Random(SEED), NBOOT)
+
+
+def outcome(checked):
+    """What the runner makes of a structural claim's Checked (exact rule + controls)."""
+    return runner.final_outcome(verdict.exact_rule(checked.checks), checked.controls)[0]
+
+
+# ---- task.thread-cheaper: fork / thread >= 1.5 supported, <= 1.1 refuted --------------------
+@pytest.mark.parametrize("fork_ns,expected", [
+    (115_000.0, Outcome.SUPPORTED),  # this VM: ~6x
+    (34_000.0, Outcome.SUPPORTED),  # 1.7x
+    (25_000.0, Outcome.INCONCLUSIVE),  # 1.3x: between the thresholds
+    (20_000.0, Outcome.REFUTED),  # 1.0x
+    (15_000.0, Outcome.REFUTED),  # a process cheaper than a thread
+])
+def test_thread_cheaper_rule(fork_ns, expected):
+    d = decide("task.thread-cheaper", thread=19_400.0, fork=fork_ns, clone_vm=20_500.0)
+    assert d.outcome is expected, d
+    assert "fork" in d.reason and "clone-vm" in d.reason
+    assert d.thresholds["clone(CLONE_VM) / thread (not decided on)"]["value"] == pytest.approx(20.5 / 19.4, rel=0.1)
+
+
+def test_thread_cheaper_derive():
+    s = {n: point(n, v, noise=0) for n, v in (("thread", 20e3), ("fork", 100e3), ("clone-vm", 25e3))}
+    d = claim("task.thread-cheaper").derive(s)
+    assert d["fork_over_thread"] == pytest.approx(5, rel=0.01)
+    assert d["fork_over_clone_vm"] == pytest.approx(4, rel=0.01)
+
+
+# ---- task.process-switch-dearer: process / thread >= 1.5 supported, <= 1.2 refuted (both) -----
+@pytest.mark.parametrize("pf,pp,expected", [
+    (5_000.0, 6_400.0, Outcome.SUPPORTED),  # 2x both
+    (5_000.0, 3_400.0, Outcome.REFUTED),  # pipe 1.06x
+    (2_700.0, 3_400.0, Outcome.REFUTED),  # both ~1.05x: what a VM with PCID shows
+    (3_500.0, 4_400.0, Outcome.INCONCLUSIVE),  # 1.4x both: between
+    (5_000.0, 4_400.0, Outcome.INCONCLUSIVE),  # futex supports, pipe in between
+])
+def test_process_switch_rule(pf, pp, expected):
+    d = decide("task.process-switch-dearer", thread_futex=2_500.0, process_futex=pf, thread_pipe=3_200.0,
+               process_pipe=pp)
+    assert d.outcome is expected, d
+    assert len(d.thresholds) == 2  # one part per mechanism
+    assert "(futex)" in d.reason and "(pipe)" in d.reason
+
+
+# ---- flag decoding ---------------------------------------------------------------------------
+def test_flag_decoding_of_glibc_calls():
+    assert set(clone_flags.flag_names(THREAD, "clone3")) == set(clone.THREAD_REQUIRED + clone.THREAD_ALSO)
+    assert clone_flags.flag_names(FORK, "clone") == ("CLONE_CHILD_CLEARTID", "CLONE_CHILD_SETTID")
+    assert clone_flags.exit_signal_of(FORK, "clone") == 17
+    assert clone.expected_shared("CLONE_SIGHAND", False) == {"vm"}
+    assert clone.expected_shared("CLONE_IO", True) == {"io"}
+
+
+# ---- clone.fork-is-clone / clone.thread-flags on traces ----------------------------------------
+def traced(clones, mechanism="bpf", markers=2, control_ok=True):
+    from dataclasses import replace
+
+    from perflab.trace.result import ControlReport
+    r = from_record(trace_record(mechanism=mechanism, markers=markers, clones=clones))
+    return replace(r, control=ControlReport(mechanism, control_ok, ("x",), () if control_ok else ("x",)))
+
+
+@pytest.mark.parametrize("clones,kw,expected", [
+    ([trace_clone("clone", FORK, 17)], {}, Outcome.SUPPORTED),
+    ([trace_clone("clone3", 0x200000, 17)], {}, Outcome.SUPPORTED),  # a clone3 fork is fine too
+    ([trace_clone("clone", FORK | 0x100, 17)], {}, Outcome.REFUTED),  # CLONE_VM: not a fork
+    ([trace_clone("clone", FORK & ~0xFF, 0)], {}, Outcome.REFUTED),  # no SIGCHLD
+    ([trace_clone("clone", FORK, 17), trace_clone("clone3", THREAD, 0)], {}, Outcome.REFUTED),  # two calls
+    ([], {}, Outcome.REFUTED),  # no clone at all (a fork system call)
+    ([trace_clone("clone3", 0, 0, readable=False)], {"mechanism": "perf"}, Outcome.INCONCLUSIVE),
+    ([trace_clone("clone", FORK, 17)], {"markers": 3}, Outcome.INCONCLUSIVE),  # region unusable
+    ([trace_clone("clone", FORK, 17)], {"control_ok": False}, Outcome.INCONCLUSIVE),
+])
+def test_fork_is_clone(clones, kw, expected):
+    assert outcome(clone.fork_checks(traced(clones, **kw))) is expected
+
+
+@pytest.mark.parametrize("clones,kw,expected", [
+    ([trace_clone("clone3", THREAD, 0)], {}, Outcome.SUPPORTED),
+    ([trace_clone("clone", THREAD, 0)], {}, Outcome.SUPPORTED),  # the fallback, same flags
+    ([trace_clone("clone3", THREAD & ~0x10000, 0)], {}, Outcome.REFUTED),  # no CLONE_THREAD
+    ([trace_clone("clone3", THREAD & ~0x400, 0)], {}, Outcome.REFUTED),  # no CLONE_FILES
+    ([trace_clone("clone3", THREAD, 17)], {}, Outcome.REFUTED),  # a thread that signals its parent
+    ([trace_clone("clone3", 0, 0, readable=False)], {"mechanism": "perf"}, Outcome.INCONCLUSIVE),
+    ([trace_clone("clone3", THREAD, 0)], {"control_ok": False}, Outcome.INCONCLUSIVE),
+])
+def test_thread_flags(clones, kw, expected):
+    checked = clone.thread_checks(traced(clones, **kw))
+    assert outcome(checked) is expected
+    if expected is Outcome.SUPPORTED:
+        assert set(checked.evidence["flags_found"]) >= set(clone.THREAD_REQUIRED)
+        assert all(checked.evidence["also_expected_from_glibc"].values())
+
+
+# ---- clone.flags-share ------------------------------------------------------------------------
+RES = ("vm", "files", "fs", "sighand", "io")
+
+
+def flags_record():
+    trials = []
+    for flag, own in clone.RESOURCE_OF.items():
+        for with_flag in (True, False):
+            shared = clone.expected_shared(flag, with_flag)
+            trials.append({"flag": flag, "with": with_flag, "clone_flags": 17, "effect_seen": with_flag,
+                           "kcmp_equal": {r: r in shared for r in RES}})
+    return {"kernel": "cloneshare", "variant": "flags", "parent_ioprio": 16388, "trials": trials,
+            "control_self_equal": {r: True for r in RES}}
+
+
+def trial(rec, flag, with_flag):
+    return next(t for t in rec["trials"] if t["flag"] == flag and t["with"] is with_flag)
+
+
+def test_flags_share_supported_and_table():
+    checked = clone.flags_share_checks(flags_record())
+    assert outcome(checked) is Outcome.SUPPORTED
+    assert len(checked.evidence["table"]) == 10
+
+
+@pytest.mark.parametrize("breakage", [
+    lambda r: trial(r, "CLONE_IO", True).update(effect_seen=False),  # no context shared
+    lambda r: trial(r, "CLONE_FILES", False).update(effect_seen=True),  # the fd leaked without the flag
+    lambda r: trial(r, "CLONE_FS", True)["kcmp_equal"].update(files=True),  # shares more than its own
+    lambda r: trial(r, "CLONE_IO", False)["kcmp_equal"].update(io=True),  # two NULL contexts "equal"
+    lambda r: r["trials"].pop(),  # a trial missing
+])
+def test_flags_share_refuted(breakage):
+    rec = flags_record()
+    breakage(rec)
+    assert outcome(clone.flags_share_checks(rec)) is Outcome.REFUTED
+
+
+def test_flags_share_control_rejects_blind_kcmp():
+    rec = flags_record()
+    rec["control_self_equal"]["io"] = False
+    checked = clone.flags_share_checks(rec)
+    assert checked.controls[0].passed is False and outcome(checked) is Outcome.INCONCLUSIVE
+
+
+# ---- space.fd-in-kernel ------------------------------------------------------------------------
+def fd_record(**over):
+    rec = {"dir": "/tmp", "temp_file": "O_TMPFILE", "file_bytes": 4096,
+           "dup": {"read_bytes": 100, "offset_fd": 100, "offset_other": 100, "kcmp": 0},
+           "fork": {"read_bytes": 200, "offset_fd": 200, "kcmp": 0},
+           "open": {"read_bytes": 300, "offset_fd": 0, "offset_other": 300, "kcmp": 2, "same_inode": 1},
+           "controls": {"kcmp_self": 0, "kcmp_other_file": 1}}
+    for path, value in over.items():
+        part, key = path.split("__")
+        rec[part][key] = value
+    return rec
+
+
+@pytest.mark.parametrize("over,expected", [
+    ({}, Outcome.SUPPORTED),
+    ({"fork__offset_fd": 0}, Outcome.REFUTED),  # the child's read did not move the parent's offset
+    ({"open__offset_fd": 300, "open__kcmp": 0}, Outcome.REFUTED),  # two opens sharing an offset
+    ({"dup__kcmp": 1}, Outcome.REFUTED),  # kcmp disagrees with the offsets
+    ({"controls__kcmp_self": 1}, Outcome.INCONCLUSIVE),  # kcmp never says equal: control fails
+])
+def test_fd_in_kernel(over, expected):
+    assert outcome(space.fd_checks(fd_record(**over))) is expected
+
+
+# ---- space.kthread-no-user ---------------------------------------------------------------------
+def task_row(pid, comm, kthread, mappings, vmsize, state="S", exiting=False, tid=None):
+    return {"pid": pid, "tid": tid or pid, "comm": comm, "state": state, "kthread": kthread,
+            "exiting": exiting, "mappings": mappings, "vmsize_kib": vmsize}
+
+
+def survey_rows():
+    return [task_row(2, "kthreadd", True, 0, None), task_row(15, "ksoftirqd/0", True, 0, None),
+            task_row(100, "bash", False, 30, 8000), task_row(200, "python3", False, 90, 30000),
+            task_row(300, "defunct", False, 0, None, state="Z"),  # a zombie: neither
+            task_row(301, "leaving", False, 0, None, exiting=True)]  # exiting: neither
+
+
+@pytest.mark.parametrize("change,expected", [
+    (None, Outcome.SUPPORTED),
+    (lambda rows: rows.append(task_row(16, "kworker/0:1", True, 3, 1000)), Outcome.REFUTED),
+    (lambda rows: rows.append(task_row(400, "odd", False, 0, 5000)), Outcome.REFUTED),
+    (lambda rows: rows.append(task_row(17, "kworker/1:0", True, None, None)), Outcome.INCONCLUSIVE),
+    (lambda rows: rows.append(task_row(1, "init", False, None, 40000)), Outcome.SUPPORTED),  # maps unreadable,
+    # VmSize alone shows an address space
+    (lambda rows: rows.__delitem__(slice(0, 2)), Outcome.INCONCLUSIVE),  # no kernel thread visible
+])
+def test_kthread_no_user(change, expected):
+    rows = survey_rows()
+    if change:
+        change(rows)
+    checked = space.kthread_checks(rows, self_pid=200)
+    assert outcome(checked) is expected
+    assert checked.evidence["excluded_zombie_or_exiting"] == 2
+
+
+def test_kthread_control_rejects_blind_probe():
+    rows = survey_rows()
+    rows[3]["mappings"] = 0  # a probe that reads no mappings anywhere
+    for r in rows:
+        if not r["kthread"]:
+            r["mappings"] = 0
+    checked = space.kthread_checks(rows, self_pid=200)
+    assert checked.controls[0].passed is False
+
+
+# ---- space.user-layout ------------------------------------------------------------------------
+def layout(n=3):
+    info = {"pid": 10, "threads": []}
+    rows, threads = [], [{"tid": 10, "state": "S", "stack": {"start": "0x7ffd0000", "end": "0x7ffe0000",
+                                                             "size_bytes": 0x10000, "kind": "main_stack"}}]
+    base = 0x7f0000000000
+    for i in range(n):
+        size = (64 << 10) * (i + 1)
+        lo, hi = base + i * 0x1000000, base + i * 0x1000000 + size
+        tid = 11 + i
+        info["threads"].append({"tid": tid, "stack_lo": lo + 0x1000, "stack_hi": hi,
+                                "requested_stack_bytes": size})
+        rows.append({"kind": "thread_stack", "tids": [tid]})
+        threads.append({"tid": tid, "state": "S", "stack_pointer": hex(hi - 0x200),
+                        "stack": {"start": hex(lo), "end": hex(hi), "size_bytes": size, "kind": "thread_stack"}})
+    by_kind = {k: {"mappings": 1, "size_bytes": 4096, "rss_bytes": 0} for k in
+               ("executable", "library", "heap", "main_stack", "thread_stack")}
+    snap = {"process": {"exe": "/x/subject_threads"}, "threads": threads,
+            "address_space": {"available": True, "mappings": rows, "by_kind": by_kind,
+                              "libraries": [{"name": "libc.so.6", "mappings": 5, "size_bytes": 2 << 20}]}}
+    return info, snap
+
+
+def test_user_layout_supported():
+    info, snap = layout()
+    checked = space.user_layout_checks(info, snap, 3)
+    assert outcome(checked) is Outcome.SUPPORTED
+    assert len(checked.evidence["thread_stacks"]) == 3
+    assert checked.controls[0].passed is True
+
+
+def test_user_layout_control_rejects_blind_stack_pointer_probe():
+    info, snap = layout()
+    for t in snap["threads"]:
+        t["stack_pointer"] = "0x0"  # stat's kstkesp: 0 unless the task is being dumped
+    checked = space.user_layout_checks(info, snap, 3)
+    assert checked.controls[0].passed is False and outcome(checked) is Outcome.INCONCLUSIVE
+
+
+@pytest.mark.parametrize("breakage,expected", [
+    (lambda i, s: s["address_space"]["by_kind"].pop("heap"), Outcome.REFUTED),
+    (lambda i, s: s["address_space"]["libraries"].clear(), Outcome.REFUTED),
+    (lambda i, s: s["threads"][2].update(stack={**s["threads"][2]["stack"], "kind": "anonymous"}), Outcome.REFUTED),
+    (lambda i, s: s["threads"][1].update(stack={**s["threads"][1]["stack"], "start": "0x7f00ffffffff"}),
+     Outcome.REFUTED),  # the mapping found does not hold the pthread range
+    (lambda i, s: s["threads"][3].update(stack=None, stack_reason="running: no stack pointer"),
+     Outcome.INCONCLUSIVE),
+    (lambda i, s: s["address_space"].update(available=False, reason="zombie"), Outcome.INCONCLUSIVE),
+])
+def test_user_layout_broken(breakage, expected):
+    info, snap = layout()
+    breakage(info, snap)
+    assert outcome(space.user_layout_checks(info, snap, 3)) is expected
+
+
+# ---- task.thread-is-task ----------------------------------------------------------------------
+def spin(n=3, cpu=None, states=None, main_state="R"):
+    info = {"pid": 50, "threads": [{"tid": 51 + i, "burn_ns": int((i + 1) * 40e6), "cpu_ns": (i + 1) * 40e6 + 1e5}
+                                   for i in range(n)]}
+    cpu = cpu or [0.04 * (i + 1) - 0.01 for i in range(n)]
+    threads = [{"tid": 50, "state": main_state, "cpu_s": 0.02}] + [
+        {"tid": 51 + i, "state": (states or ["S"] * n)[i], "cpu_s": cpu[i]} for i in range(n)]
+    return info, {"threads": threads, "clock_ticks_per_s": 100}
+
+
+@pytest.mark.parametrize("kw,expected", [
+    ({}, Outcome.SUPPORTED),
+    ({"cpu": [0.24, 0.24, 0.24]}, Outcome.REFUTED),  # every task shows the process's time
+    ({"cpu": [0.0, 0.0, 0.0]}, Outcome.REFUTED),
+    ({"states": ["S", "R", "S"]}, Outcome.REFUTED),
+    ({"main_state": "S"}, Outcome.REFUTED),
+])
+def test_thread_is_task(kw, expected):
+    info, snap = spin(**kw)
+    assert outcome(task.thread_is_task_checks(info, snap)) is expected
+
+
+def test_thread_is_task_missing_task_and_control():
+    info, snap = spin()
+    snap["threads"].pop()
+    assert outcome(task.thread_is_task_checks(info, snap)) is Outcome.REFUTED
+    info, snap = spin()
+    info["threads"][0]["cpu_ns"] = 0  # the threads' own clocks say they never ran: control fails
+    checked = task.thread_is_task_checks(info, snap)
+    assert checked.controls[0].passed is False and outcome(checked) is Outcome.INCONCLUSIVE
+
+
+# ---- task.threads-share -----------------------------------------------------------------------
+def share_obs():
+    res = task.SHARED
+    return {"threads": {r: [True, True, True] for r in res}, "child": {r: False for r in res},
+            "io": {"threads_equal": [True] * 3, "child_equal": True, "subject_has_none": True},
+            "control": {"self": {r: True for r in res}, "unrelated": {r: False for r in res}}}
+
+
+@pytest.mark.parametrize("breakage,expected", [
+    (None, Outcome.SUPPORTED),
+    (lambda o: o["child"].update(files=True), Outcome.REFUTED),
+    (lambda o: o["threads"]["sighand"].__setitem__(1, False), Outcome.REFUTED),
+    (lambda o: o["control"]["unrelated"].update(vm=True), Outcome.INCONCLUSIVE),  # a kcmp that says "equal"
+    (lambda o: o["control"]["self"].update(fs=False), Outcome.INCONCLUSIVE),  # ... or never does
+])
+def test_threads_share(breakage, expected):
+    obs = copy.deepcopy(share_obs())
+    if breakage:
+        breakage(obs)
+    assert outcome(task.threads_share_checks(obs)) is expected
