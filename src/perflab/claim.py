@@ -96,6 +96,9 @@ class Claim:
     params: tuple[Param, ...] = ()
     # A/A negative control: (series name, x), x either a value or a function of Settings
     aa: tuple[str, Any] | None = None
+    # A/A processes per set per round, where the budget's default is too few for a
+    # measurement whose processes vary a lot (e.g. whole-process host interference)
+    aa_per_round: int | None = None
     positive: ControlFn | None = None
     requires: Callable[[Mapping[str, Any]], str | None] | None = None
     # figures derived from the series for the evidence (ratios, per-event costs)

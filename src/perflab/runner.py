@@ -143,7 +143,7 @@ def run_claim(
         aa_spec = next(s for s in specs if s.name == aa[0])
         for name in (AA_A, AA_B):
             series[name] = Series(name, aa_spec.x, aa_spec.unit, "control")
-    jobs = _jobs(specs, aa, budget.aa_per_round)
+    jobs = _jobs(specs, aa, claim.aa_per_round or budget.aa_per_round)
     samples: list[dict[str, Any]] = []
     planned = len(jobs) * budget.looks[-1]
     done = 0
