@@ -7,6 +7,7 @@
 #define PERFLAB_COMMON_H
 
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <sched.h>
 #include <signal.h>
@@ -103,6 +104,22 @@ static inline pid_t fork_helper(void)
     if (pid == 0 && (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent))
         _exit(1);
     return pid;
+}
+
+/* /proc/self/maps (proc(5)) into buf, NUL-terminated, with raw read(2) into the
+ * caller's buffer: no stdio and no malloc, so reading it changes no heap under study. */
+static inline size_t read_self_maps(char *buf, size_t cap)
+{
+    int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        die("open /proc/self/maps: %s", strerror(errno));
+    size_t len = 0;
+    ssize_t r;
+    while (len + 1 < cap && (r = read(fd, buf + len, cap - 1 - len)) > 0)
+        len += (size_t)r;
+    close(fd);
+    buf[len] = 0;
+    return len;
 }
 
 struct opt {

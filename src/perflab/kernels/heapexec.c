@@ -30,20 +30,6 @@ static long long probe = 0, cookie = 0, target = 0;
 
 static char maps0[1 << 18], maps1[1 << 18];
 
-static size_t read_maps(char *buf, size_t cap)
-{
-    int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        die("open /proc/self/maps: %s", strerror(errno));
-    size_t len = 0;
-    ssize_t r;
-    while (len + 1 < cap && (r = read(fd, buf + len, cap - 1 - len)) > 0)
-        len += (size_t)r;
-    close(fd);
-    buf[len] = 0;
-    return len;
-}
-
 /* the mapping holding addr in a maps text: [lo, hi) or 0 */
 static int find_mapping(const char *maps, unsigned long addr, unsigned long *lo, unsigned long *hi)
 {
@@ -76,7 +62,7 @@ static int heap_range(const char *maps, unsigned long *lo, unsigned long *hi)
 static void subject(void)
 {
     trace_marker();
-    read_maps(maps0, sizeof maps0);
+    read_self_maps(maps0, sizeof maps0);
     unsigned long hlo0 = 0, hhi0 = 0, hlo1 = 0, hhi1 = 0, plo = 0, phi = 0;
     int heap0 = heap_range(maps0, &hlo0, &hhi0);
     int probe_mapped = probe ? find_mapping(maps0, (unsigned long)probe, &plo, &phi) : 0;
@@ -87,7 +73,7 @@ static void subject(void)
     if (!p)
         die("malloc: out of memory");
     memset(p, 1, 4096);
-    read_maps(maps1, sizeof maps1);
+    read_self_maps(maps1, sizeof maps1);
     int heap1 = heap_range(maps1, &hlo1, &hhi1);
     trace_marker();
     json_begin();
@@ -148,7 +134,7 @@ static void fork_child(void)
         die("malloc: out of memory");
     for (size_t i = 0; i < BLOCK / sizeof *blk; i++)
         blk[i] = COOKIE;
-    read_maps(maps0, sizeof maps0);
+    read_self_maps(maps0, sizeof maps0);
     unsigned long plo = 0, phi = 0, clo = 0, chi = 0;
     int pheap = heap_range(maps0, &plo, &phi);
     fflush(stdout);
@@ -161,7 +147,7 @@ static void fork_child(void)
         die("fork: %s", strerror(errno));
     if (pid == 0) {
         close(fds[0]);
-        read_maps(maps1, sizeof maps1);
+        read_self_maps(maps1, sizeof maps1);
         long long r[6];
         r[0] = heap_range(maps1, &clo, &chi);
         r[1] = (long long)clo;

@@ -41,21 +41,6 @@ static void fill(volatile char *p, size_t len, char v)
     p[len - 1] = v;
 }
 
-static size_t read_maps(char *buf, size_t cap)
-{
-    /* raw read(2) into a static buffer: no stdio, no malloc */
-    int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        die("open /proc/self/maps: %s", strerror(errno));
-    size_t len = 0;
-    ssize_t r;
-    while (len + 1 < cap && (r = read(fd, buf + len, cap - 1 - len)) > 0)
-        len += (size_t)r;
-    close(fd);
-    buf[len] = 0;
-    return len;
-}
-
 static void run_pairs(void)
 {
     unsigned long sum = 0;
@@ -179,7 +164,7 @@ static void run_arenas(void)
     pthread_join(t, NULL);
     if (!thread_block)
         die("malloc in the thread failed");
-    read_maps(maps_buf, sizeof maps_buf);
+    read_self_maps(maps_buf, sizeof maps_buf);
     json_begin();
     json_string("kernel", "mallocs");
     json_string("variant", "arenas");
