@@ -46,6 +46,25 @@ def synthetic(
 
 
 SWEEP = (1, 10, 100, 1000, 1998, 3997, 9992, 19984)
+CONF, NBOOT, SEED = 0.975, 400, 7  # a look's confidence at the quick budget; fixed seeds
+
+
+def claim(cid: str):
+    """The registered claim with this id."""
+    from perflab import registry
+
+    return next(c for c in registry.all_claims() if c.id == cid)
+
+
+def point(name: str, ns: float, noise: float = 0.04, unit: str = "ns") -> Series:
+    """A single-point series: one sample per fresh process, lognormal noise, an outlier."""
+    return synthetic(name, (None,), lambda _x: ns, n=8, noise=noise, x=None, unit=unit)
+
+
+def decide_points(cid: str, **medians: float):
+    """The claim's rule on single-point series named by the keywords (_ for -)."""
+    series = {name.replace("_", "-"): point(name.replace("_", "-"), ns) for name, ns in medians.items()}
+    return claim(cid).decide(series, CONF, random.Random(SEED), NBOOT)
 
 
 def power(a: float, b: float, e: float):

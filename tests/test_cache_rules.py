@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import synthetic
-from perflab import native, registry, runner, steps
+from conftest import claim, synthetic
+from perflab import native, runner, steps
 from perflab.claim import Settings
 from perflab.claims import _storage, cache
 from perflab.model import BUDGETS, Outcome
@@ -28,10 +28,6 @@ XS = cache.chase_sizes(512 * MIB)
 OTHER_MACHINE = [("L1d", 48 * KIB), ("L2", 2 * MIB), ("L3", 96 * MIB)]
 SYSFS_OTHER = [{"level": 1, "type": "Data", "size": "48K"}, {"level": 1, "type": "Instruction", "size": "32K"},
                {"level": 2, "type": "Unified", "size": "2048K"}, {"level": 3, "type": "Unified", "size": "98304K"}]
-
-
-def claim(cid):
-    return next(c for c in registry.all_claims() if c.id == cid)
 
 
 def overflow(x: float, size: float) -> float:

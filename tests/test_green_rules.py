@@ -9,28 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from conftest import synthetic
-from perflab import registry, runner
+from conftest import CONF, NBOOT, claim, decide_points, synthetic
+from perflab import runner
 from perflab.claim import Settings
 from perflab.claims import _subjects, green
 from perflab.model import BUDGETS, Outcome, Series
 
-CONF, NBOOT = 0.975, 400
-SEED = 7
-
-
-def claim(cid):
-    return next(c for c in registry.all_claims() if c.id == cid)
-
-
-def point(name, ns, noise=0.04):
-    """A single-point series: one sample per fresh process, lognormal noise, an outlier."""
-    return synthetic(name, (None,), lambda _x: ns, n=8, noise=noise, x=None, unit="ns/switch")
-
-
-def decide(cid, **medians):
-    series = {name.replace("_", "-"): point(name.replace("_", "-"), ns) for name, ns in medians.items()}
-    return claim(cid).decide(series, CONF, random.Random(SEED), NBOOT)
+decide = decide_points
 
 
 def settings(params=None):

@@ -8,16 +8,13 @@ import random
 
 import pytest
 
-from perflab import registry, runner
+from conftest import claim
+from perflab import runner
 from perflab.claim import Settings
 from perflab.errors import KernelFailed, KernelUnsupported
 from perflab.model import BUDGETS, Outcome
 
 HOST = {"rlimit_nofile": {"soft": 20000, "hard": 20000}}
-
-
-def claim(cid):
-    return next(c for c in registry.all_claims() if c.id == cid)
 
 
 def settings(budget="quick", seed=11, params=None):

@@ -10,29 +10,15 @@ import random
 
 import pytest
 
-from conftest import synthetic
-from perflab import registry, runner, verdict
+from conftest import CONF, NBOOT, claim, decide_points, point, synthetic
+from perflab import runner, verdict
 from perflab.claims import clone, space, task
 from perflab.model import Outcome
 from perflab.trace import clone_flags
 from perflab.trace.result import from_record
 from trace_records import FORK, THREAD, record as trace_record, clone as trace_clone
 
-CONF, NBOOT = 0.975, 400
-SEED = 7
-
-
-def claim(cid):
-    return next(c for c in registry.all_claims() if c.id == cid)
-
-
-def point(name, ns, noise=0.04):
-    return synthetic(name, (None,), lambda _x: ns, n=8, noise=noise, x=None, unit="ns")
-
-
-def decide(cid, **medians):
-    series = {name.replace("_", "-"): point(name.replace("_", "-"), ns) for name, ns in medians.items()}
-    return claim(cid).decide(series, CONF, random.Random(SEED), NBOOT)
+decide = decide_points
 
 
 def outcome(checked):
