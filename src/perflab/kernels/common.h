@@ -314,13 +314,23 @@ struct timing {
  * iteration (its own calibration), calibration of `f`, one warm-up batch (measure_setup),
  * then B timed batches. per_op[b] = (elapsed_b - timer) / iters - loop; a kernel that measured a
  * per-iteration set-up cost subtracts it afterwards. */
-static inline void measure_setup(struct timing *t, batch_fn f, void *ctx, const struct common *c)
+/* A timing record for c->batches batches of `iters` operations, with the timer overhead
+ * measured and no loop overhead yet: kernels that time batches their own way (each op
+ * preceded by an eviction, a cache drop) fill per_op themselves. */
+static inline void timing_init(struct timing *t, const struct common *c, uint64_t iters)
 {
     t->batches = (int)c->batches;
+    t->iters = iters;
     t->per_op = malloc((size_t)t->batches * sizeof *t->per_op);
     if (!t->per_op)
         die("out of memory");
     t->timer_ns = timer_overhead_ns();
+    t->loop_ns = 0;
+}
+
+static inline void measure_setup(struct timing *t, batch_fn f, void *ctx, const struct common *c)
+{
+    timing_init(t, c, 0);
     uint64_t eit = calibrate(empty_batch, NULL, (uint64_t)c->target_ns);
     t->loop_ns = median_cost(empty_batch, NULL, eit, t->batches, t->timer_ns, 0);
     t->iters = calibrate(f, ctx, (uint64_t)c->target_ns);

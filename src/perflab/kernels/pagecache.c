@@ -448,13 +448,7 @@ int main(int argc, char **argv)
              * unused dentries and inodes among them (Documentation/admin-guide/sysctl/vm.rst,
              * drop_caches). It does not drop the page cache, so the directory and inode
              * blocks are still cached: the cost is that of the lookups themselves. */
-            t.batches = (int)c.batches;
-            t.iters = (uint64_t)reads;
-            t.per_op = malloc((size_t)t.batches * sizeof *t.per_op);
-            if (!t.per_op)
-                die("out of memory");
-            t.timer_ns = timer_overhead_ns();
-            t.loop_ns = 0;
+            timing_init(&t, &c, (uint64_t)reads);
             long long before_min = -1, after_max = 0, freed_min = -1;
             b_stat(NULL, 1); /* warm: the first stat below must differ only by the drop */
             for (int b = 0; b < t.batches; b++) {
@@ -534,13 +528,7 @@ int main(int argc, char **argv)
         int e = posix_fadvise(f.fd, 0, 0, POSIX_FADV_RANDOM);
         if (e)
             die("posix_fadvise(RANDOM): %s", strerror(e));
-        t.batches = (int)c.batches;
-        t.iters = (uint64_t)reads;
-        t.per_op = malloc((size_t)t.batches * sizeof *t.per_op);
-        if (!t.per_op)
-            die("out of memory");
-        t.timer_ns = timer_overhead_ns();
-        t.loop_ns = 0;
+        timing_init(&t, &c, (uint64_t)reads);
         resident_before = 0;
         for (int b = 0; b < t.batches; b++) {
             double sum = 0;
