@@ -14,6 +14,7 @@ from __future__ import annotations
 import random
 import shlex
 import time
+from statistics import median
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -243,8 +244,6 @@ def _run_structural(claim: Claim, settings: Settings, measure: Measure, t0: floa
 
 def _overheads(samples: list[dict[str, Any]]) -> dict[str, Any]:
     """Timer and loop overhead the kernels measured and subtracted (medians)."""
-    from statistics import median
-
     out = {}
     for key in ("timer_overhead_ns", "loop_overhead_ns"):
         vals = [s["record"][key] for s in samples if isinstance(s["record"].get(key), (int, float))]
