@@ -111,8 +111,11 @@ def test_a_hung_kernel_times_out_and_its_group_is_killed(db, plugin):
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_killing_a_run_mid_experiment_leaves_no_descendant(db, plugin, sig):
     env = {**os.environ, **plugin["env"]}
+    # A shell's background job starts with SIGINT ignored, and Python then leaves it
+    # ignored: give the run the default disposition a user's terminal gives it.
     proc = subprocess.Popen([sys.executable, "-m", "perflab", "run", "fake.ok", "fake.hang", "--db", str(db)],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 30
     while not (plugin["pidfile"].exists() and plugin["pidfile"].read_text().strip()):
         assert time.monotonic() < deadline and proc.poll() is None
