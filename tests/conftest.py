@@ -166,14 +166,30 @@ def _run_all(tmp_path_factory, budget: str, retry: bool = True) -> dict:
     if not retry:
         return records
     for seed in (54321, 98765):
-        noisy = [cid for cid, r in records.items() if any(c["passed"] is False for c in r["controls"].values())]
-        if not noisy:
+        rerun = [cid for cid, r in records.items() if noisy(r)]
+        if not rerun:
             break
-        again = _run(db, budget, seed, noisy)
-        for cid in noisy:
+        again = _run(db, budget, seed, rerun)
+        for cid in rerun:
             again[cid]["first_attempt"] = records[cid]
             records[cid] = again[cid]
     return records
+
+
+def noisy(rec: dict) -> bool:
+    return any(c["passed"] is False for c in rec["controls"].values())
+
+
+def assert_controls(rec: dict, may_be_unknown: bool = False) -> None:
+    """Every positive control passed. A negative (A/A) control measures the apparatus's own
+    noise, and on a shared 2-vCPU VM it can fail honestly even after the reruns of
+    _run_all; then the claim must have stayed inconclusive (a noisy apparatus never gives
+    a confident answer). How many claims may end that way is capped by test_few_noisy."""
+    for name, c in rec["controls"].items():
+        if c["passed"] is True or (may_be_unknown and c["passed"] is None):
+            continue
+        assert c["kind"] == "negative" and c["passed"] is False, (name, c)
+        assert rec["outcome"] == "inconclusive", (name, c, rec["summary"])
 
 
 @pytest.fixture(scope="session")

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from conftest import assert_controls, noisy
+
 pytestmark = pytest.mark.live
 
 
@@ -25,8 +27,20 @@ IO = ["io.select-linear", "io.poll-linear", "io.epoll-flat", "io.epoll-needs-edg
 def test_ran_and_controls_passed(cid, live_records):
     rec = live_records[cid]
     assert rec["outcome"] not in ("error", "skipped"), rec["summary"]
-    for name, c in rec["controls"].items():
-        assert c["passed"] is True, (name, c)
+    assert_controls(rec)
+
+
+# After the reruns, at most this many of the 33 claims may end with a failed A/A. Seen on
+# this VM: lib.allocator-scaling's 1-thread glibc processes land at ~11 or ~20 M pairs/s
+# for their whole life, in a proportion that drifts from ~20% to ~50% over minutes, so its
+# A/A fails in about half the runs (an open measurement problem); any other claim failing
+# three runs in a row is rare. A claim that always failed its A/A would use up the cap.
+NOISY_CAP = 2
+
+
+def test_few_noisy(live_records):
+    failed = sorted(cid for cid, rec in live_records.items() if noisy(rec))
+    assert len(failed) <= NOISY_CAP, failed
 
 
 @pytest.mark.parametrize("cid,name", [("io.select-linear", "select"), ("io.poll-linear", "poll")])
