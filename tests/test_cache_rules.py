@@ -107,7 +107,7 @@ def test_cache_levels_leave_out_instruction_caches():
 def test_cpu_ladder_supported_with_levels_in_place():
     d = ladder_decide(chase(hierarchy(OTHER_MACHINE, [1.2, 4.5, 14.0, 110.0])))
     assert d.outcome is Outcome.SUPPORTED, d
-    ev = d.thresholds["evidence"]
+    ev = d.evidence
     assert ev["steps_counted"] == 3
     assert [r["step_found"] for r in ev["levels (sysfs, cpu0)"]] == [True, True, True]
     assert 80 < d.value < 100 and d.ci[0] >= 10
@@ -116,15 +116,15 @@ def test_cpu_ladder_supported_with_levels_in_place():
 def test_cpu_ladder_missing_step_is_inconclusive():
     d = ladder_decide(chase(hierarchy([OTHER_MACHINE[0], OTHER_MACHINE[2]], [1.2, 14.0, 110.0])))
     assert d.outcome is Outcome.INCONCLUSIVE, d
-    assert d.thresholds["evidence"]["steps_counted"] == 2
-    assert [r["step_found"] for r in d.thresholds["evidence"]["levels (sysfs, cpu0)"]] == [True, False, True]
+    assert d.evidence["steps_counted"] == 2
+    assert [r["step_found"] for r in d.evidence["levels (sysfs, cpu0)"]] == [True, False, True]
     assert "L2 2 MiB: no step" in d.reason
 
 
 def test_cpu_ladder_three_small_steps_but_dram_close_to_l1_is_inconclusive():
     # 3 steps of 2x: DRAM / L1 = 8, between 3 and 10
     d = ladder_decide(chase(hierarchy(OTHER_MACHINE, [2.0, 4.0, 8.0, 16.0]), noise=0.02))
-    assert d.thresholds["evidence"]["steps_counted"] == 3
+    assert d.evidence["steps_counted"] == 3
     assert d.outcome is Outcome.INCONCLUSIVE, d
 
 
@@ -172,8 +172,8 @@ def test_page_cache_rule(cold, expected):
     series = {"cached": one("cached", 1000.0), "cold": one("cold", cold), "direct": one("direct", 60_000.0)}
     d = cache.page_cache_decide(series, CONF, random.Random(SEED), NBOOT, storage=storage)
     assert d.outcome is expected, d
-    assert d.thresholds["evidence"]["storage"]["virtual"] == "virtio" and "virtual" in d.reason
-    assert d.thresholds["evidence"]["O_DIRECT / cached"] == pytest.approx(60, rel=0.1)
+    assert d.evidence["storage"]["virtual"] == "virtio" and "virtual" in d.reason
+    assert d.evidence["O_DIRECT / cached"] == pytest.approx(60, rel=0.1)
 
 
 # --- cache.dentry: cold / cached >= 5 supported, <= 1.5 refuted ------------------------------------
@@ -199,7 +199,7 @@ def ladder(**override):
 def test_ladder_supported_and_tabled():
     d = ladder()
     assert d.outcome is Outcome.SUPPORTED, d
-    table = {r["layer"]: r for r in d.thresholds["evidence"]["table"]}
+    table = {r["layer"]: r for r in d.evidence["table"]}
     assert table["L2"]["factor_over_previous"]["previous"] == "L1"
     assert table["device"]["factor_over_previous"]["value"] == pytest.approx(100, rel=0.1)
     assert table["cache-server"]["not measured"] == "none running"
@@ -209,7 +209,7 @@ def test_ladder_supported_and_tabled():
 
 def test_ladder_with_a_cache_server_row():
     d = ladder(**{"cache-server": 30_000.0})
-    table = [r["layer"] for r in d.thresholds["evidence"]["table"] if "factor_over_previous" in r]
+    table = [r["layer"] for r in d.evidence["table"] if "factor_over_previous" in r]
     assert table == ["L2", "L3", "DRAM", "page-cache-hit", "cache-server", "device"]
     assert d.outcome is Outcome.SUPPORTED
 

@@ -99,7 +99,7 @@ def test_cpu_ladder_evidence(live_records):
     pts = {p["x"]: p["median"] for p in rec["series"][0]["points"]}
     xs = sorted(pts)
     assert xs[0] == 4096 and xs[-1] >= 512 << 20
-    ev = rec["decision"]["thresholds"]["evidence"]
+    ev = rec["evidence"]["rule"]
     counted = [s for s in ev["steps"] if s["counted"]]
     if rec["outcome"] == "supported":
         assert pts[xs[-1]] / pts[xs[0]] >= 10 and len(counted) >= 3
@@ -117,7 +117,7 @@ def test_page_cache_evidence(live_records):
     assert m["cached"] < m["direct"] and m["cached"] < m["cold"]
     if rec["outcome"] == "supported":
         assert m["cold"] / m["cached"] >= 10
-    storage = rec["decision"]["thresholds"]["evidence"]["storage"]
+    storage = rec["evidence"]["rule"]["storage"]
     assert storage["scratch_dir"]
     if storage.get("virtual") or storage.get("hypervisor"):
         assert "host" in rec["summary"]  # the virtual device is named as such
@@ -143,7 +143,7 @@ def test_dentry_with_the_opt_in(tmp_path):
 
 def test_ladder_table(live_records):
     rec = live_records["cache.ladder"]
-    table = rec["decision"]["thresholds"]["evidence"]["table"]
+    table = rec["evidence"]["rule"]["table"]
     layers = [r["layer"] for r in table]
     assert layers[:2] == ["L1", "L2"] and "device" in layers and "dict-lookup" in layers
     server = next(r for r in table if r["layer"] == "cache-server")

@@ -37,14 +37,14 @@ def test_switch_rule(register, thread, expected):
     d = decide("green.switch-cheaper", register=register, swapcontext=230.0, thread_futex=thread,
                thread_pipe=2500.0, process_pipe=2600.0)
     assert d.outcome is expected, d
-    table = d.thresholds["switches (ns, same CPU)"]
+    table = d.evidence["switches (ns, same CPU)"]
     assert table["thread-futex"]["x register"] == pytest.approx(thread / register, rel=0.1)
 
 
 def test_switch_rule_says_why_goroutines_are_missing(monkeypatch):
     monkeypatch.setattr(green, "unavailable", lambda: _subjects.NO_GO)
     d = decide("green.switch-cheaper", register=7.0, thread_futex=2100.0)
-    assert "apt install golang-go" in d.thresholds["switches (ns, same CPU)"]["goroutine"]["not measured"]
+    assert "apt install golang-go" in d.evidence["switches (ns, same CPU)"]["goroutine"]["not measured"]
     assert "register" in d.reason and "thread-futex" in d.reason  # the ordering, printed
 
 
@@ -63,7 +63,7 @@ def test_asyncio_rule(asyncio_ns, expected):
     d = decide("green.asyncio-cheaper", asyncio=asyncio_ns, generator=13.0, python_thread=5800.0,
                thread_futex=2100.0)
     assert d.outcome is expected, d
-    assert set(d.thresholds["switches (ns)"]) == {"asyncio", "generator", "python-thread", "thread-futex"}
+    assert set(d.evidence["switches (ns)"]) == {"asyncio", "generator", "python-thread", "thread-futex"}
 
 
 # --- the same-CPU positive control (both switch claims) -------------------------------------

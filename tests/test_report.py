@@ -15,3 +15,33 @@ def test_brackets_in_data_are_printed_verbatim():
     terminal.render([rec], out)
     text = out.getvalue()
     assert "the [heap] is its own" in text and "check [heap] present: holds" in text and "[vdso]" in text
+
+
+def _rendered(rec: dict) -> str:
+    base = {"claim": "fork.x", "outcome": "supported", "summary": "supported", "statement": "s", "explanation": "e",
+            "rerun": "perflab run fork.x", "duration_s": 0.1, "controls": {}, "series": [], "evidence": {}}
+    out = io.StringIO()
+    terminal.render([{**base, **rec}], out)
+    return " ".join(out.getvalue().split())
+
+
+def test_a_rule_of_parts_shows_each_part_with_its_thresholds():
+    parts = {"vfork at 1024 / at 0": {"supported": "[0.8, 1.25]", "refuted": ">= 2", "value": 0.98,
+                                      "ci": [0.95, 0.99], "outcome": "supported"},
+             "posix_spawn at 1024 / at 0": {"supported": "[0.8, 1.25]", "refuted": ">= 2", "value": 1.4,
+                                            "ci": [1.3, 1.5], "outcome": "inconclusive"}}
+    text = _rendered({"decision": {"quantity": "both", "value": 0.98, "ci": [0.95, 0.99], "thresholds": parts,
+                                   "outcome": "inconclusive", "reason": ""}})
+    assert "thresholds (fixed in advance): decided" not in text  # no empty flat line
+    assert "vfork at 1024 / at 0: 0.98 [0.95, 0.99] -> supported (supported: [0.8, 1.25]; refuted: >= 2)" in text
+    assert "posix_spawn at 1024 / at 0: 1.4 [1.3, 1.5] -> inconclusive" in text
+
+
+def test_flat_thresholds_and_the_rules_own_evidence():
+    text = _rendered({"decision": {"quantity": "q", "value": 12.0, "ci": [11.0, 13.0],
+                                   "thresholds": {"supported": ">= 10", "refuted": "< 3"}, "outcome": "supported",
+                                   "reason": ""},
+                      "evidence": {"rule": {"switches (ns)": {"asyncio": {"median_ns": 1800.0}}}}})
+    assert "thresholds (fixed in advance): supported: >= 10; refuted: < 3" in text
+    assert "found by the rule: switches (ns)" in text and "1800" in text
+    assert "decided on every part" not in text

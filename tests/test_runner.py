@@ -200,3 +200,20 @@ def test_structural_skip_and_error():
 def test_a_claim_is_measured_or_structural_not_both():
     with pytest.raises(TypeError):
         Claim(id="t.x", statement="s", seed_point="t", mechanism="m", kernel="k", thresholds={})
+
+
+def test_what_the_rule_found_is_kept_as_evidence_not_thresholds():
+    import dataclasses
+
+    base = claim("io.select-linear")
+
+    def decide(series, conf, rng, n_boot):
+        d = base.decide(series, conf, rng, n_boot)
+        d.evidence["points seen"] = sorted(series["select"].points)
+        return d
+
+    v = runner.run_claim(dataclasses.replace(base, decide=decide), settings(), measure=FakeIomux(LINEAR))
+    assert v.evidence["rule"]["points seen"] == sorted(next(s for s in v.series if s.name == "select").points)
+    assert "points seen" not in v.decision.thresholds
+    plain = runner.run_claim(base, settings(), measure=FakeIomux(LINEAR))
+    assert "rule" not in plain.evidence

@@ -38,7 +38,7 @@ def test_thread_cheaper_rule(fork_ns, expected):
     d = decide("task.thread-cheaper", thread=19_400.0, fork=fork_ns, clone_vm=20_500.0)
     assert d.outcome is expected, d
     assert "fork" in d.reason and "clone-vm" in d.reason
-    assert d.thresholds["clone(CLONE_VM) / thread (not decided on)"]["value"] == pytest.approx(20.5 / 19.4, rel=0.1)
+    assert d.evidence["clone(CLONE_VM) / thread (not decided on)"]["value"] == pytest.approx(20.5 / 19.4, rel=0.1)
 
 
 def test_thread_cheaper_derive():

@@ -153,6 +153,9 @@ def test_all_of_combines_parts():
     assert verdict.all_of([d(Outcome.SUPPORTED), d(Outcome.SUPPORTED)], "q").outcome is Outcome.SUPPORTED
     assert verdict.all_of([d(Outcome.SUPPORTED), d(Outcome.REFUTED)], "q").outcome is Outcome.REFUTED
     assert verdict.all_of([d(Outcome.SUPPORTED), d(Outcome.INCONCLUSIVE)], "q").outcome is Outcome.INCONCLUSIVE
+    a, b = Decision(Outcome.SUPPORTED, "a", 1.0, None, {}, evidence={"x": 1}), d(Outcome.SUPPORTED)
+    b.evidence["y"] = 2
+    assert verdict.all_of([a, b], "q").evidence == {"x": 1, "y": 2}
 
 
 def test_few_noisy_samples_do_not_decide():

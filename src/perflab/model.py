@@ -98,6 +98,9 @@ class Decision:
     ci: tuple[float, float] | None
     thresholds: dict[str, Any]
     reason: str = ""
+    # what the rule computed on the way that is not a threshold (a table of the measured
+    # layers, a ratio reported but not decided on): stored as the record's evidence["rule"]
+    evidence: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {

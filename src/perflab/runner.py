@@ -208,6 +208,8 @@ def run_claim(
         "cpu": settings.cpu,
         "overheads": _overheads(samples),
     }
+    if decision.evidence:
+        v.evidence["rule"] = decision.evidence
     if claim.derive:
         try:
             v.evidence["derived"] = claim.derive(series)

@@ -108,6 +108,7 @@ def all_of(decisions: list[Decision], quantity: str) -> Decision:
         first.ci,
         {d.quantity: {**d.thresholds, "value": d.value, "ci": list(d.ci) if d.ci else None, "outcome": d.outcome.value} for d in decisions},
         reason="; ".join(d.reason for d in decisions if d.reason),
+        evidence={k: v for d in decisions for k, v in d.evidence.items()},
     )
 
 

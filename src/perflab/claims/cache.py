@@ -110,7 +110,7 @@ def cpu_ladder_decide(series: Mapping[str, Series], conf, rng, n_boot, caches=No
         outcome = Outcome.INCONCLUSIVE
     step_list = [t for t, _ in confirmed]
     levels = steps.cache_levels(caches if caches is not None else host.caches())
-    thresholds["evidence"] = {
+    evidence = {
         "steps": [{**t.to_dict(), "rise_ci": [e.lo, e.hi], "counted": e.lo >= STEP_RISE} for t, e in found],
         "steps_counted": len(confirmed),
         "dram_over_l1": {"value": dram_l1.value, "ci": [dram_l1.lo, dram_l1.hi]},
@@ -119,9 +119,10 @@ def cpu_ladder_decide(series: Mapping[str, Series], conf, rng, n_boot, caches=No
     }
     text = ", ".join(f"x{e.value:.2g} at {steps.human_bytes(t.at)}" for t, e in confirmed) or "none"
     placed = "; ".join(f"{r['level']} {steps.human_bytes(r['bytes'])}: {'step found' if r['step_found'] else 'no step'}"
-                       for r in thresholds["evidence"]["levels (sysfs, cpu0)"])
+                       for r in evidence["levels (sysfs, cpu0)"])
     reason = f"{len(confirmed)} step(s) of >= {STEP_RISE}x: {text}" + (f" (sysfs: {placed})" if placed else "")
-    return Decision(outcome, quantity, dram_l1.value, (dram_l1.lo, dram_l1.hi), thresholds, reason=reason)
+    return Decision(outcome, quantity, dram_l1.value, (dram_l1.lo, dram_l1.hi), thresholds, reason=reason,
+                    evidence=evidence)
 
 
 # ---- cache.page-cache ----------------------------------------------------------------------
@@ -142,7 +143,7 @@ def page_cache_decide(series: Mapping[str, Series], conf, rng, n_boot, storage=N
     ev: dict[str, Any] = {"storage": info}
     if series.get("direct") and series["direct"].points.get(None) and series["cached"].points.get(None):
         ev["O_DIRECT / cached"] = median(series["direct"].points[None]) / median(series["cached"].points[None])
-    d.thresholds["evidence"] = ev
+    d.evidence.update(ev)
     if info.get("note"):
         d.reason = "; ".join(r for r in (d.reason, info["note"]) if r)
     return d
@@ -281,9 +282,10 @@ def ladder_decide(series: Mapping[str, Series], conf, rng, n_boot, notes: Mappin
         if name in series and series[name].points.get(None):
             table.append({"layer": name, "median_ns": median(series[name].points[None]),
                           "outside the order": "an in-process cache", **({"what": what[name]} if name in what else {})})
-    thresholds["evidence"] = {"table": table}  # a dict: shown in the record, not on the thresholds line
+    evidence = {"table": table}
     if not factors:
-        return Decision(Outcome.INCONCLUSIVE, quantity, None, None, thresholds, reason="fewer than 2 layers measured")
+        return Decision(Outcome.INCONCLUSIVE, quantity, None, None, thresholds, reason="fewer than 2 layers measured",
+                        evidence=evidence)
     inverted = [f"{b} < {a}" for est, a, b in factors if est.hi < 1]
     low = min(factors, key=lambda f: f[0].value)[0]
     if inverted:
@@ -298,7 +300,7 @@ def ladder_decide(series: Mapping[str, Series], conf, rng, n_boot, notes: Mappin
     missing = [f"{r['layer']}: {r['not measured']}" for r in table if "not measured" in r]
     if missing:
         reason += "; " + "; ".join(missing)
-    return Decision(outcome, quantity, low.value, (low.lo, low.hi), thresholds, reason=reason)
+    return Decision(outcome, quantity, low.value, (low.lo, low.hi), thresholds, reason=reason, evidence=evidence)
 
 
 def _ns(v: float) -> str:

@@ -234,11 +234,11 @@ def _switch_decide(series: Mapping[str, Series], conf, rng, n_boot) -> Decision:
     d = ratio_rule(series["thread-futex"].points.get(None, []), series["register"].points.get(None, []),
                    "thread switch (futex) / register-only user-level switch", SUPPORTED_RATIO, REFUTED_RATIO,
                    conf, rng, n_boot)
-    d.thresholds["switches (ns, same CPU)"] = ladder(series, ORDER, "register")
+    d.evidence["switches (ns, same CPU)"] = ladder(series, ORDER, "register")
     if "goroutine" not in series:
         why = unavailable() or "the Go subject could not be built (green.not-tasks reports the build error)"
-        d.thresholds["switches (ns, same CPU)"]["goroutine"] = {"not measured": why}
-    order = sorted((v["median_ns"], n) for n, v in d.thresholds["switches (ns, same CPU)"].items() if "median_ns" in v)
+        d.evidence["switches (ns, same CPU)"]["goroutine"] = {"not measured": why}
+    order = sorted((v["median_ns"], n) for n, v in d.evidence["switches (ns, same CPU)"].items() if "median_ns" in v)
     text = " < ".join(f"{n} {_ns(v)}" for v, n in order)
     d.reason = "; ".join(r for r in (d.reason, text) if r)
     return d
@@ -267,9 +267,9 @@ def _asyncio_decide(series: Mapping[str, Series], conf, rng, n_boot) -> Decision
     d = ratio_rule(series["thread-futex"].points.get(None, []), series["asyncio"].points.get(None, []),
                    "C thread switch (futex) / asyncio task switch", SUPPORTED_RATIO, REFUTED_RATIO,
                    conf, rng, n_boot)
-    d.thresholds["switches (ns)"] = ladder(series, ("generator", "asyncio", "thread-futex", "python-thread"),
-                                           "asyncio")
-    order = sorted((v["median_ns"], n) for n, v in d.thresholds["switches (ns)"].items())
+    d.evidence["switches (ns)"] = ladder(series, ("generator", "asyncio", "thread-futex", "python-thread"),
+                                         "asyncio")
+    order = sorted((v["median_ns"], n) for n, v in d.evidence["switches (ns)"].items())
     d.reason = "; ".join(r for r in (d.reason, " < ".join(f"{n} {_ns(v)}" for v, n in order)) if r)
     return d
 

@@ -167,7 +167,7 @@ def _create_decide(series: Mapping[str, Series], conf, rng, n_boot) -> Decision:
     if cv is not None and cv.points.get(None) and th:
         try:
             est = stats.ratio_of_medians(cv.points[None], th, conf=conf, n_boot=n_boot, rng=rng)
-            d.thresholds["clone(CLONE_VM) / thread (not decided on)"] = {"value": est.value, "ci": [est.lo, est.hi]}
+            d.evidence["clone(CLONE_VM) / thread (not decided on)"] = {"value": est.value, "ci": [est.lo, est.hi]}
         except (ValueError, ZeroDivisionError):
             pass
     med = {name: median(series[name].points[None]) for name, _ in CREATE if name in series and series[name].points.get(None)}

@@ -76,9 +76,18 @@ def render(records: list[dict[str, Any]], out: TextIO, detail: bool = True) -> N
         console.rule(escape(f"{rec['claim']}: {rec['outcome']}"))
         say(rec.get("statement", ""), style="italic")
         say(rec["summary"])
-        thresholds = (rec.get("decision") or {}).get("thresholds")
-        if thresholds:
-            say("thresholds (fixed in advance): " + "; ".join(f"{k}: {v}" for k, v in thresholds.items() if not isinstance(v, dict)))
+        thresholds = (rec.get("decision") or {}).get("thresholds") or {}
+        flat = "; ".join(f"{k}: {v}" for k, v in thresholds.items() if not isinstance(v, dict))
+        if flat:
+            say("thresholds (fixed in advance): " + flat)
+        parts = {k: v for k, v in thresholds.items() if isinstance(v, dict) and ("supported" in v or "refuted" in v)}
+        if parts:  # a rule made of parts (verdict.all_of): each part with its own thresholds
+            say("decided on every part (thresholds fixed in advance):")
+            for k, part in parts.items():
+                got = f"{fmt(part['value'])} [{fmt(part['ci'][0])}, {fmt(part['ci'][1])}]" if part.get("ci") else "n/a"
+                rules = "; ".join(f"{rk}: {rv}" for rk, rv in part.items()
+                                  if rk not in ("value", "ci", "outcome") and not isinstance(rv, dict))
+                say(f"  {k}: {got} -> {part.get('outcome', '?')} ({rules})")
         for s in rec.get("series", []):
             if s.get("role") == "control" and s["name"].startswith("a/a"):
                 continue
@@ -102,6 +111,8 @@ def render(records: list[dict[str, Any]], out: TextIO, detail: bool = True) -> N
             say("  kernel stderr:\n" + ev["stderr"])
         if ev.get("overheads"):
             say("  subtracted overheads: " + ", ".join(f"{k} {fmt(v)}" for k, v in ev["overheads"].items()))
+        if ev.get("rule"):
+            say("  found by the rule: " + ", ".join(f"{k} {fmt_detail(v)}" for k, v in ev["rule"].items()))
         if ev.get("derived"):
             say("  derived: " + ", ".join(f"{k} {fmt_detail(v)}" for k, v in ev["derived"].items()))
         for chk in ev.get("checks", []):
