@@ -77,17 +77,18 @@ def render(records: list[dict[str, Any]], out: TextIO, detail: bool = True) -> N
         say(rec.get("statement", ""), style="italic")
         say(rec["summary"])
         thresholds = (rec.get("decision") or {}).get("thresholds") or {}
-        flat = "; ".join(f"{k}: {v}" for k, v in thresholds.items() if not isinstance(v, dict))
+        parts = {k: v for k, v in thresholds.items() if isinstance(v, dict) and "outcome" in v}
+        flat = "; ".join(f"{k}: {fmt_detail(v)}" for k, v in thresholds.items() if k not in parts and (
+            not isinstance(v, dict) or not any(isinstance(x, (dict, list)) for x in v.values())))
         if flat:
             say("thresholds (fixed in advance): " + flat)
-        parts = {k: v for k, v in thresholds.items() if isinstance(v, dict) and ("supported" in v or "refuted" in v)}
-        if parts:  # a rule made of parts (verdict.all_of): each part with its own thresholds
+        if parts:  # a rule made of parts (verdict.all_of, one per allocator and pattern): each with its outcome
             say("decided on every part (thresholds fixed in advance):")
             for k, part in parts.items():
                 got = f"{fmt(part['value'])} [{fmt(part['ci'][0])}, {fmt(part['ci'][1])}]" if part.get("ci") else "n/a"
                 rules = "; ".join(f"{rk}: {rv}" for rk, rv in part.items()
                                   if rk not in ("value", "ci", "outcome") and not isinstance(rv, dict))
-                say(f"  {k}: {got} -> {part.get('outcome', '?')} ({rules})")
+                say(f"  {k}: {got} -> {part.get('outcome', '?')}" + (f" ({rules})" if rules else ""))
         for s in rec.get("series", []):
             if s.get("role") == "control" and s["name"].startswith("a/a"):
                 continue
