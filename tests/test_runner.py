@@ -77,6 +77,7 @@ def test_failed_aa_control_makes_a_clear_effect_inconclusive():
     assert v.outcome is Outcome.INCONCLUSIVE
     assert "a/a" in v.summary and v.controls[0].passed is False
     assert v.evidence["rounds"] == BUDGETS["quick"].looks[-1]  # never stopped early
+    assert "(a/a: too noisy" in v.summary and "p90/p10" in v.summary  # says why, in words
 
 
 def test_failed_positive_control_makes_flat_epoll_inconclusive():

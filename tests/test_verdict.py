@@ -8,6 +8,7 @@ import pytest
 
 from conftest import SWEEP, power, synthetic
 from perflab import registry, verdict
+from perflab.verdict import aa_failure
 from perflab.claims import space
 from perflab.model import Outcome, Series
 
@@ -129,11 +130,20 @@ def test_aa_passes_on_equal_sets():
 
 def test_aa_fails_on_injected_20_percent_difference():
     assert not any(_aa(1.2, seed=s).passed for s in range(5))
+    assert all("differ" in _aa(1.2, seed=s).detail["why"] for s in range(5))
 
 
 def test_aa_fails_when_underpowered():
     # three samples each, 30% noise: no evidence of equivalence, so it must not pass
-    assert not _aa(1.0, n=3, noise=0.3).passed
+    c = _aa(1.0, n=3, noise=0.3)
+    assert not c.passed and c.detail["why"].startswith("too noisy")
+    assert c.detail["spread_p90_over_p10"] > 1.3
+    assert "why" not in _aa(1.0).detail and _aa(1.0).detail["spread_p90_over_p10"] < 1.15
+
+
+def test_aa_failure_reads_the_interval():
+    assert aa_failure(0.85, 1.12, 1.7).startswith("too noisy") and "1.70x" in aa_failure(0.85, 1.12, 1.7)
+    assert "differ" in aa_failure(1.02, 1.2, None) and "differ" in aa_failure(0.7, 0.95, 1.1)
 
 
 def test_aa_tolerates_bimodal_processes():

@@ -114,8 +114,12 @@ def evaluate(
 def final_outcome(decision: Decision, controls: list[Control]) -> tuple[Outcome, str]:
     """A failed or unevaluated control makes the verdict inconclusive, never confident."""
     failed = verdict.failed_controls(controls)
+    notes = "; ".join(f"{c.name}: {c.detail['why']}" for c in controls if c.passed is False and c.detail.get("why"))
     if failed and decision.outcome.decisive:
-        return Outcome.INCONCLUSIVE, f"the rule said {decision.outcome.value}, but control(s) {', '.join(failed)} did not pass"
+        why = f"the rule said {decision.outcome.value}, but control(s) {', '.join(failed)} did not pass"
+        return Outcome.INCONCLUSIVE, f"{why} ({notes})" if notes else why
+    if notes:
+        return decision.outcome, "; ".join(r for r in (decision.reason, f"control {notes}") if r)
     return decision.outcome, decision.reason
 
 

@@ -144,19 +144,31 @@ def aa_control(a: list[float], b: list[float], rng: random.Random, n_boot: int, 
     # such a mixture jumps between modes; the trimmed mean is smooth in the mixing
     # proportion and still ignores single outliers.
     eq = stats.equivalence(a, b, margin=margin, conf=AA_CONF, n_boot=n_boot, rng=rng, stat=stats.trimmed_mean)
-    return Control(
-        "a/a",
-        "negative",
-        eq.equivalent,
-        {
-            "ratio": eq.ratio.value,
-            "ci": [eq.ratio.lo, eq.ratio.hi],
-            "conf": AA_CONF,
-            "statistic": "20% trimmed mean",
-            "bounds": list(eq.bounds),
-            "n": [len(a), len(b)],
-        },
-    )
+    pooled = [*a, *b]
+    low = stats.percentile(pooled, 10)
+    details: dict[str, Any] = {
+        "ratio": eq.ratio.value,
+        "ci": [eq.ratio.lo, eq.ratio.hi],
+        "conf": AA_CONF,
+        "statistic": "20% trimmed mean",
+        "bounds": list(eq.bounds),
+        "n": [len(a), len(b)],
+        # how far apart one configuration's processes landed: 1.0 is a steady machine
+        "spread_p90_over_p10": stats.percentile(pooled, 90) / low if low > 0 else None,
+    }
+    if not eq.equivalent:
+        details["why"] = aa_failure(eq.ratio.lo, eq.ratio.hi, details["spread_p90_over_p10"])
+    return Control("a/a", "negative", eq.equivalent, details)
+
+
+def aa_failure(lo: float, hi: float, spread: float | None) -> str:
+    """Why an A/A failed, in words: noise (the interval straddles 1 but is wider than the
+    margin) or two sets that really differ (the interval excludes 1: drift or an order
+    effect between identical measurements)."""
+    spread_text = f"; its processes spread {spread:.2f}x (p90/p10)" if spread else ""
+    if lo <= 1.0 <= hi:
+        return f"too noisy to show two identical sets agree within the margin{spread_text}: rerun on a quieter machine"
+    return f"two identical sets differ (the CI excludes 1){spread_text}: the machine drifted during the run"
 
 
 def exponent_control(
