@@ -168,7 +168,7 @@ def aa_failure(lo: float, hi: float, spread: float | None) -> str:
     spread_text = f"; its processes spread {spread:.2f}x (p90/p10)" if spread else ""
     if lo <= 1.0 <= hi:
         return f"too noisy to show two identical sets agree within the margin{spread_text}: rerun on a quieter machine"
-    return f"two identical sets differ (the CI excludes 1){spread_text}: the machine drifted during the run"
+    return f"two identical sets differ (the CI excludes 1){spread_text}: drift between them, or chance"
 
 
 def exponent_control(
