@@ -187,7 +187,7 @@ def _check_cow(settings: Settings, measure) -> Checked:
 
 MAX_MIB = Param("max_mib", 1024, 64, 16384, "largest parent memory touched", unit="MiB")
 REPS = 3  # timed fork+exit+wait per process after a cold one: a 1 GiB touch costs more than the forks
-SMALL_REPS = 15  # below ~128 MiB a fork is cheap next to the process: more of them per process
+SMALL_REPS = 15  # at the smallest size and the empty parent a fork is cheap: more per process (fork_reps)
 VFORK_REPS = 15  # vfork (~30 us) and posix_spawn (~0.5 ms) are cheap: more per process
 EXP_SUPPORTED = (0.8, 1.25)
 EXP_REFUTED = (-INF, 0.3)
