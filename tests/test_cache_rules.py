@@ -314,12 +314,19 @@ def test_scratch_on_tmpfs_is_refused_with_the_fix(tmp_path):
     if not mnt:
         pytest.skip("no writable tmpfs mounted here")
     scratch = Path(mnt) / f"perflab-test-{os.getpid()}"
+    scratch.mkdir()
     try:
         p = kernel("--variant=cold", env={"PERFLAB_SCRATCH_DIR": str(scratch)})
         assert p.returncode == 77 and "tmpfs" in p.stderr and "PERFLAB_SCRATCH_DIR" in p.stderr
     finally:
-        if scratch.exists():
-            scratch.rmdir()
+        scratch.rmdir()
+
+
+def test_a_scratch_dir_that_does_not_exist_is_refused_not_created(tmp_path):
+    scratch = tmp_path / "typo" / "dir"
+    p = kernel("--variant=cold", env={"PERFLAB_SCRATCH_DIR": str(scratch)})
+    assert p.returncode == 77 and "not an existing directory" in p.stderr, p.stderr
+    assert not (tmp_path / "typo").exists()
 
 
 def test_dentry_without_opt_in_is_skipped_naming_the_flag(monkeypatch, tmp_path):

@@ -7,8 +7,11 @@ import os
 import signal
 import sqlite3
 import subprocess
+import shutil
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import pytest
 
@@ -52,6 +55,7 @@ def test_version_and_list():
     ],
 )
 def test_usage_errors(args, code, needle, db):
+    Store(db).close()  # an empty perflab database
     one_line_error(cli(*args, "--db", str(db)), code, needle)
 
 
@@ -74,7 +78,60 @@ def test_newer_schema_is_refused_and_nothing_is_lost(db, plugin):
 
 
 def test_show_last_on_an_empty_database(db):
+    Store(db).close()
     one_line_error(cli("show", "--db", str(db)), 1, "no runs")
+
+
+@pytest.mark.parametrize("command", [["show"], ["history", "io.epoll-flat"]])
+def test_reading_commands_never_create_a_database(command, tmp_path):
+    where = tmp_path / "typo" / "perflab.db"
+    one_line_error(cli(*command, "--db", str(where)), 1, "no database at")
+    assert not (tmp_path / "typo").exists()
+
+
+def test_reading_commands_work_on_a_database_they_cannot_write():
+    # a directory nobody may read but not write (pytest's own tmp_path is root-only)
+    where = Path(tempfile.mkdtemp(prefix="perflab-ro-", dir="/tmp"))
+    db = where / "perflab.db"
+    try:
+        assert cli("run", "space.kthread-no-user", "--db", str(db)).returncode == 0
+        for f in where.iterdir():
+            f.chmod(0o444)
+        where.chmod(0o555)  # no -shm or -journal can be created beside it either
+        nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+        for command in (["show", "--json"], ["history", "space.kthread-no-user", "--json"]):
+            p = subprocess.run([*nobody, sys.executable, "-m", "perflab", *command, "--db", str(db)],
+                               capture_output=True, text=True, timeout=60)
+            assert p.returncode == 0, p.stderr
+            assert "space.kthread-no-user" in p.stdout or "supported" in p.stdout
+    finally:
+        where.chmod(0o755)
+        shutil.rmtree(where)
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["show", "%"], "no run matches"),          # a literal prefix, not a LIKE pattern
+    (["show", "____"], "no run matches"),
+    (["show", ""], "empty run id"),
+    (["show", "--db", ""], "--db needs a path"),
+    (["run", "space.kthread-no-user", "--seed", "99999999999999999999"], "outside 0..2^63-1"),
+    (["run", "space.kthread-no-user", "--seed", "-1"], "outside 0..2^63-1"),
+    (["run", "space.kthread-no-user", "--cpu", "-1"], "not available"),
+    (["trace", "-o", "", "--", "true"], "-o needs a file name"),
+])
+def test_more_usage_errors(args, needle, db, plugin):
+    assert cli("run", "fake.ok", "--db", str(db), env=plugin["env"]).returncode == 0
+    extra = [] if "--db" in args else ["--db", str(db)]
+    if args[0] == "trace":
+        extra = []
+    one_line_error(cli(*args, *extra, env=plugin["env"]), 2, needle)
+
+
+def test_trace_output_that_cannot_be_written_is_refused_before_the_command_runs(tmp_path):
+    marker = tmp_path / "ran"
+    p = cli("trace", "-o", str(tmp_path), "--", "touch", str(marker))
+    one_line_error(p, 1, "cannot write the report")
+    assert not marker.exists()
 
 
 def test_plugin_claims_errors_and_skips_do_not_stop_the_run(db, plugin):
@@ -108,14 +165,15 @@ def test_a_hung_kernel_times_out_and_its_group_is_killed(db, plugin):
     assert not alive(pid)
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
 def test_killing_a_run_mid_experiment_leaves_no_descendant(db, plugin, sig):
     env = {**os.environ, **plugin["env"]}
     # A shell's background job starts with SIGINT ignored, and Python then leaves it
     # ignored: give the run the default disposition a user's terminal gives it.
     proc = subprocess.Popen([sys.executable, "-m", "perflab", "run", "fake.ok", "fake.hang", "--db", str(db)],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+                            preexec_fn=lambda: [signal.signal(signal.SIGINT, signal.SIG_DFL),
+                                                signal.signal(signal.SIGHUP, signal.SIG_DFL)])
     deadline = time.monotonic() + 30
     while not (plugin["pidfile"].exists() and plugin["pidfile"].read_text().strip()):
         assert time.monotonic() < deadline and proc.poll() is None
@@ -132,3 +190,37 @@ def test_killing_a_run_mid_experiment_leaves_no_descendant(db, plugin, sig):
     run_id = s.resolve_run("last")
     assert [r["claim"] for r in s.results(run_id)] == ["fake.ok"]
     assert s.run_info(run_id)["status"] == "interrupted"
+
+
+def test_a_database_that_fills_up_mid_run_loses_no_verdict(db, monkeypatch, capsys):
+    """The second verdict cannot be stored (ENOSPC, simulated): it is still printed, the
+    run is marked failed (not interrupted) and the exit status is 1."""
+    from perflab.cli import main as cli_main
+    from perflab.errors import EnvironmentRefused
+
+    real = Store.save_result
+    calls = []
+
+    def save_result(self, run_id, record, samples):
+        calls.append(record["claim"])
+        if len(calls) == 2:
+            raise EnvironmentRefused(f"cannot write to database {self.path}: database or disk is full")
+        return real(self, run_id, record, samples)
+
+    monkeypatch.setattr(Store, "save_result", save_result)
+    code = cli_main.main(["run", "space.kthread-no-user", "task.thread-is-task", "--json", "--db", str(db)])
+    out, err = capsys.readouterr()
+    assert code == 1 and "disk is full" in err
+    assert [json.loads(line)["claim"] for line in out.splitlines()] == ["space.kthread-no-user", "task.thread-is-task"]
+    s = Store(db)
+    run_id = s.resolve_run("last")
+    assert s.run_info(run_id)["status"] == "failed"
+    assert [r["claim"] for r in s.results(run_id)] == ["space.kthread-no-user"]
+
+
+def test_a_closed_stdout_stops_the_run_with_status_1(db, plugin):
+    # the reader exits at once; perflab's first write meets a closed pipe
+    p = subprocess.run(["bash", "-c", f"set -o pipefail; {sys.executable} -m perflab run fake.ok --json --db {db}"
+                        " | (exec 0<&-; true)"], capture_output=True, text=True,
+                       env={**os.environ, **plugin["env"]}, timeout=120)
+    assert p.returncode == 1 and "broken pipe" in p.stderr and "Traceback" not in p.stderr, p.stderr

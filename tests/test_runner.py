@@ -145,6 +145,10 @@ def test_claims_share_identical_measurements_within_a_run():
 def test_rerun_command_reproduces_the_plan():
     v = runner.run_claim(claim("io.select-linear"), settings(seed=42, params={"max_fds": 5000}), measure=FakeIomux(LINEAR))
     assert v.rerun == "perflab run io.select-linear --seed 42 --budget quick --cpu 1 --param max_fds=5000"
+    # the default 0 means "hard RLIMIT_NOFILE minus 16" here; the rerun names what it was
+    auto = runner.run_claim(claim("io.select-linear"), settings(seed=42, params={"max_fds": 0}), measure=FakeIomux(LINEAR))
+    assert auto.rerun.endswith("--param max_fds=19984")
+    assert max(x for s in auto.series for x in s.points if x is not None) == 19984
 
 
 @pytest.mark.parametrize("budget", sorted(BUDGETS))

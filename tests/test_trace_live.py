@@ -8,11 +8,14 @@ import json
 import os
 import shutil
 import subprocess
+import signal
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
+from conftest import alive
 from perflab import trace
 from perflab.native import kernel_dir
 from perflab.trace import tracefs
@@ -178,3 +181,26 @@ def test_nothing_left_behind():
         trace.count(["/bin/true"], mechanism=mechanism)
     assert tracefs.find() == mounted_before  # unmounted what it mounted
     assert not list(parent_dir().glob(PREFIX + f"{os.getpid()}-*"))  # cgroups removed
+
+
+@needs_root
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
+def test_a_signal_to_trace_takes_the_command_and_its_cgroup_down(sig, tmp_path):
+    pidfile = tmp_path / "pid"
+    proc = subprocess.Popen(
+        [str(PERFLAB), "trace", "--mechanism", "bpf", "--", "sh", "-c", f"echo $$ > {pidfile}; exec sleep 60"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL,
+        preexec_fn=lambda: [signal.signal(s, signal.SIG_DFL) for s in (signal.SIGINT, signal.SIGHUP)])
+    deadline = time.monotonic() + 30
+    while not (pidfile.exists() and pidfile.read_text().strip()):
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.05)
+    traced = int(pidfile.read_text())
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130 and "Traceback" not in err, err
+    deadline = time.monotonic() + 5
+    while alive(traced) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not alive(traced)
+    assert not list(parent_dir().glob(PREFIX + f"{proc.pid}-*"))  # its cgroup removed

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable, Mapping
 
 from perflab.errors import UsageError
 
@@ -34,6 +34,12 @@ class Param:
     help: str
     unit: str = ""
     kind: type = int
+    # when the default stands for "decided by this host" (max_fds 0 = hard RLIMIT_NOFILE
+    # minus 16): the value it takes given the host facts, so a rerun names the real value
+    auto: Callable[[Mapping[str, Any]], int | float] | None = None
+
+    def resolved(self, value: int | float, host: Mapping[str, Any]) -> int | float:
+        return self.auto(host) if self.auto is not None and value == self.default else value
 
     def parse(self, text: str) -> int | float:
         try:

@@ -66,6 +66,9 @@ def rerun_command(claim: Claim, settings: Settings) -> str:
     parts = ["perflab", "run", claim.id, "--seed", str(settings.seed), "--budget", settings.budget.name]
     parts += ["--cpu", str(settings.cpu)]
     for name, value in sorted(settings.params.items()):
+        param = claim.param(name)
+        if param is not None:  # "0 = decided by this host" is written as the value it took here
+            value = param.resolved(value, settings.host)
         parts += ["--param", f"{name}={value}"]
     return " ".join(shlex.quote(p) for p in parts)
 

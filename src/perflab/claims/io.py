@@ -13,7 +13,7 @@ the hard one and reports both).
 from __future__ import annotations
 
 from statistics import median
-from typing import Mapping
+from typing import Any, Mapping
 
 from perflab.claim import Claim, SeriesSpec, Settings
 from perflab.claims._common import log_sweep, nearest, per_op, timing_args
@@ -21,6 +21,12 @@ from perflab.model import Decision, Outcome, Param, Series
 from perflab.verdict import INF, exponent_control, exponent_rule, region
 
 FD_RESERVE = 16  # stdio, the epoll fd and slack, below the hard RLIMIT_NOFILE
+
+
+def fds_allowed(host: Mapping[str, Any]) -> int:
+    return int(host["rlimit_nofile"]["hard"]) - FD_RESERVE
+
+
 MAX_FDS = Param(
     "max_fds",
     0,
@@ -28,6 +34,7 @@ MAX_FDS = Param(
     10_000_000,
     "largest number of watched descriptors (0: hard RLIMIT_NOFILE minus 16)",
     unit="fds",
+    auto=fds_allowed,
 )
 PARAMS = (MAX_FDS,)
 
@@ -36,10 +43,7 @@ FLAT = region(-0.1, 0.1)
 
 
 def nmax(settings: Settings) -> int:
-    asked = int(settings.params.get("max_fds", 0))
-    if asked:
-        return asked
-    return int(settings.host["rlimit_nofile"]["hard"]) - FD_RESERVE
+    return int(MAX_FDS.resolved(int(settings.params.get("max_fds", 0)), settings.host))
 
 
 def _iomux(variant: str, settings: Settings, n: int, ready: int, maxevents: int | None = None) -> list[str]:

@@ -27,7 +27,7 @@ def run(args) -> int:
     claims = registry.select([args.claim])
     if len(claims) != 1 or claims[0].id != args.claim:
         raise UsageError(f"history needs one claim id, not a topic: {args.claim}")
-    rows = Store(args.db).history(args.claim)
+    rows = Store(args.db, readonly=True).history(args.claim)
     if args.json:
         for row in rows:
             print(json.dumps(row))

@@ -1,12 +1,14 @@
 """Entry point: argparse, typed errors caught once, exit codes.
 
 0 = the run completed (whatever the verdicts), 1 = could not run (the environment said
-no), 2 = usage error (argparse's convention), 130 = interrupted.
+no, or stdout was closed under it), 2 = usage error (argparse's convention), 130 =
+interrupted (SIGINT, SIGTERM, or SIGHUP when the terminal goes away).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 
@@ -36,9 +38,18 @@ def _terminate(signum, frame):
     raise KeyboardInterrupt
 
 
+def _on_stop_signals() -> None:
+    """SIGTERM and SIGHUP unwind like Ctrl-C, so every cleanup (kernel process groups, the
+    trace cgroup, the run's status) runs; their default action would end Python at once.
+    A signal already ignored (nohup(1) ignores SIGHUP) stays ignored."""
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        if signal.getsignal(sig) is not signal.SIG_IGN:
+            signal.signal(sig, _terminate)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    signal.signal(signal.SIGTERM, _terminate)
+    _on_stop_signals()
     try:
         return args.func(args)
     except PerflabError as exc:
@@ -48,7 +59,11 @@ def main(argv: list[str] | None = None) -> int:
         print("perflab: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
-        return 0
+        # the reader went away (| head): stop, say so, and keep Python's exit-time flush
+        # of stdout from failing again (docs.python.org, signal: "Note on SIGPIPE")
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        print("perflab: output closed (broken pipe); stopped", file=sys.stderr)
+        return 1
 
 
 def entry() -> None:

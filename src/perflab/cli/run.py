@@ -6,6 +6,7 @@ stdout. Each verdict is stored as soon as its claim finishes.
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 import json
 import os
@@ -16,7 +17,7 @@ from typing import Any
 from perflab import __version__, host, registry, runner
 from perflab.claim import Claim, Settings
 from perflab.cli.common import add_db, add_json
-from perflab.errors import UsageError
+from perflab.errors import PerflabError, UsageError
 from perflab.model import BUDGETS
 from perflab.report import terminal
 from perflab.report.record import to_record
@@ -30,13 +31,25 @@ def add_parser(sub) -> None:
     budget.add_argument("--quick", dest="budget", action="store_const", const="quick", help="smallest sample budget")
     budget.add_argument("--rigorous", dest="budget", action="store_const", const="rigorous", help="largest sample budget")
     budget.add_argument("--budget", dest="budget", choices=sorted(BUDGETS), help="budget by name (default: default)")
-    p.add_argument("--seed", type=int, help="random seed (plan order, bootstrap); printed in every rerun command")
+    p.add_argument("--seed", type=seed_arg, help="random seed, 0 to 2^63-1 (plan order, bootstrap); printed in every "
+                   "rerun command")
     p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                    help="set a claim parameter (applies to every selected claim that has it)")
-    p.add_argument("--cpu", type=int, default=-1, help="CPU to pin kernels to (default: the last one allowed)")
+    p.add_argument("--cpu", type=int, help="CPU to pin kernels to (default: the last one allowed)")
     add_db(p)
     add_json(p)
     p.set_defaults(func=run, budget="default")
+
+
+def seed_arg(text: str) -> int:
+    """A seed the database can store (SQLite INTEGER is 64-bit signed)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if not 0 <= value < 2**63:
+        raise argparse.ArgumentTypeError(f"{text} is outside 0..2^63-1")
+    return value
 
 
 def parse_params(claims: list[Claim], items: list[str]) -> dict[str, dict[str, Any]]:
@@ -55,9 +68,9 @@ def parse_params(claims: list[Claim], items: list[str]) -> dict[str, dict[str, A
     return per_claim
 
 
-def choose_cpu(requested: int) -> int:
+def choose_cpu(requested: int | None) -> int:
     allowed = sorted(os.sched_getaffinity(0))
-    if requested == -1:
+    if requested is None:
         return allowed[-1]
     if requested not in allowed:
         raise UsageError(f"--cpu {requested} is not available to this process (allowed: {', '.join(map(str, allowed))})")
@@ -123,23 +136,31 @@ def run(args) -> int:
     records = []
     cache = runner.SampleCache()
     status = "interrupted"
+    stored = 0
     try:
         for index, claim in enumerate(claims, 1):
             progress.start(index, claim.id)
             settings = Settings(params=params[claim.id], budget=budget, seed=seed, cpu=cpu, host=facts)
             verdict = runner.run_claim(claim, settings, progress=progress.step, cache=cache)
             rec = to_record(verdict, claim.statement, facts, run_id, __version__)
-            store.save_result(run_id, rec, verdict.samples)
             records.append(rec)
             progress.finish(index, rec)
-            if args.json:
+            if args.json:  # printed before it is stored: a verdict the database refuses is not lost
                 print(json.dumps(rec), flush=True)
+            store.save_result(run_id, rec, verdict.samples)
+            stored += 1
         status = "complete"
+    except PerflabError:
+        status = "failed"
+        raise
     finally:
         progress.close()
-        store.finish_run(run_id, _now(), status)
+        try:
+            store.finish_run(run_id, _now(), status)
+        except PerflabError as exc:  # e.g. the disk filled up: say it, keep the first error
+            print(f"perflab: {exc}", file=sys.stderr)
         if status != "complete":
-            print(f"perflab: run {run_id} interrupted; {len(records)} verdict(s) stored in {store.path}", file=sys.stderr)
-    if not args.json:
-        terminal.render(records, sys.stdout)
+            print(f"perflab: run {run_id} {status}; {stored} verdict(s) stored in {store.path}", file=sys.stderr)
+        if not args.json and records:
+            terminal.render(records, sys.stdout)
     return 0

@@ -19,7 +19,7 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    store = Store(args.db)
+    store = Store(args.db, readonly=True)
     run_id = store.resolve_run(args.run)
     info = store.run_info(run_id)
     records = store.results(run_id)

@@ -18,7 +18,7 @@ import sys
 from typing import TextIO
 
 from perflab import trace
-from perflab.errors import UsageError
+from perflab.errors import EnvironmentRefused, UsageError
 from perflab.trace.mechanisms import SUMMARY
 from perflab.trace.result import COUNTERS, TraceResult, Unavailable
 
@@ -61,26 +61,39 @@ def run(args) -> int:
         argv = argv[1:]
     if not argv:
         raise UsageError("trace: no command given (perflab trace [--json] -- COMMAND [ARGS])")
+    out = _open_output(args.output)  # before the command runs: its trace must have somewhere to go
     try:
-        result = trace.count(argv, mechanism=args.mechanism, region=args.region, capture=False)
-    except trace.TraceUnavailable as exc:
+        try:
+            result = trace.count(argv, mechanism=args.mechanism, region=args.region, capture=False)
+        except trace.TraceUnavailable as exc:
+            if args.json:
+                _emit(out, json.dumps({"command": argv, "mechanism": "unavailable", "reasons": exc.reasons}) + "\n")
+            raise
         if args.json:
-            _emit(args, json.dumps({"command": argv, "mechanism": "unavailable", "reasons": exc.reasons}) + "\n")
-        raise
-    if args.json:
-        _emit(args, json.dumps(result.to_json()) + "\n")
-    else:
-        _emit(args, render(result), default=sys.stderr)
+            _emit(out, json.dumps(result.to_json()) + "\n")
+        else:
+            _emit(out or sys.stderr, render(result))
+    finally:
+        if out is not None:
+            out.close()
     return 0
 
 
-def _emit(args, text: str, default: TextIO = sys.stdout) -> None:
-    if args.output:
-        with open(args.output, "w") as f:
-            f.write(text)
-    else:
-        default.write(text)
-        default.flush()
+def _open_output(path: str | None) -> TextIO | None:
+    if path is None:
+        return None
+    if not path:
+        raise UsageError("-o needs a file name (it was empty)")
+    try:
+        return open(path, "w")
+    except OSError as exc:
+        raise EnvironmentRefused(f"cannot write the report to {path}: {exc.strerror}") from None
+
+
+def _emit(out: TextIO | None, text: str) -> None:
+    out = out or sys.stdout
+    out.write(text)
+    out.flush()
 
 
 def _fmt_count(name: str, value: int | Unavailable, source: str | None) -> str:

@@ -79,7 +79,15 @@ static void find_scratch(void)
         snprintf(scratch, sizeof scratch, "%s/.cache/perflab", home);
         scratch_source = "default (~/.cache/perflab)";
     }
-    mkdir_p(scratch);
+    if (strcmp(scratch_source, "PERFLAB_SCRATCH_DIR") == 0) {
+        /* the user's own directory: use it, never create it (a typo would leave one behind) */
+        struct stat st;
+        if (stat(scratch, &st) != 0 || !S_ISDIR(st.st_mode))
+            die_unsupported("PERFLAB_SCRATCH_DIR=%s is not an existing directory: create it on a disk "
+                            "filesystem, or unset it to use ~/.cache/perflab", scratch);
+    } else {
+        mkdir_p(scratch); /* the documented cache directory */
+    }
     struct statfs sf;
     if (statfs(scratch, &sf) != 0)
         die_unsupported("statfs(%s): %s", scratch, strerror(errno));

@@ -43,17 +43,54 @@ def migrate(conn: sqlite3.Connection, path: Path | str = "database") -> int:
 
 
 class Store:
-    def __init__(self, path: Path | str | None = None):
-        self.path = Path(path) if path else default_path()
+    """``readonly``: for the commands that only read (show, history). They never create a
+    file or a directory, and work on a database they may read but not write."""
+
+    def __init__(self, path: Path | str | None = None, readonly: bool = False):
+        if path is not None and not str(path).strip():
+            raise UsageError("--db needs a path (it was empty)")
+        self.path = Path(path) if path is not None else default_path()
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.conn = sqlite3.connect(self.path, isolation_level=None)
-            self.conn.execute("PRAGMA journal_mode=WAL")
-            self.conn.execute("PRAGMA foreign_keys=ON")
-            migrate(self.conn, self.path)
+            if readonly:
+                self.conn = self._open_readonly()
+            else:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self.conn = sqlite3.connect(self.path, isolation_level=None)
+                self.conn.execute("PRAGMA foreign_keys=ON")
+                migrate(self.conn, self.path)
+                # WAL only once the file is known to be ours: a foreign SQLite file that
+                # migrate() refused keeps its journal mode
+                self.conn.execute("PRAGMA journal_mode=WAL")
         except (OSError, sqlite3.Error) as exc:
             reason = getattr(exc, "strerror", None) or str(exc)
             raise EnvironmentRefused(f"cannot use database {self.path}: {reason}") from None
+
+    def _open_readonly(self) -> sqlite3.Connection:
+        if not self.path.exists():
+            raise EnvironmentRefused(f"no database at {self.path}: nothing stored there yet ('perflab run' creates it)")
+        if self.path.is_dir():
+            raise EnvironmentRefused(f"cannot use database {self.path}: it is a directory")
+        # mode=ro: no write, no file created (sqlite.org/uri.html); a WAL database on a
+        # medium this process cannot write may still need its -shm: then retry immutable
+        for query in ("mode=ro", "mode=ro&immutable=1"):
+            try:
+                conn = sqlite3.connect(f"{self.path.resolve().as_uri()}?{query}", uri=True, isolation_level=None)
+                version = _user_version(conn)
+                break
+            except sqlite3.OperationalError:
+                if query.endswith("immutable=1"):
+                    raise
+        if version > SCHEMA_VERSION:
+            migrate(conn, self.path)  # raises: written by a newer perflab
+        if version < SCHEMA_VERSION:
+            conn.close()
+            try:  # an older database is brought up to date, as a run would do
+                conn = sqlite3.connect(self.path, isolation_level=None)
+                migrate(conn, self.path)
+            except sqlite3.Error as exc:
+                raise EnvironmentRefused(f"{self.path} has schema version {version} and must be migrated to "
+                                         f"{SCHEMA_VERSION}, but cannot be written: {exc}") from None
+        return conn
 
     def close(self) -> None:
         self.conn.close()
@@ -93,6 +130,9 @@ class Store:
             raise EnvironmentRefused(f"cannot write to database {self.path}: {exc}") from None
 
     def finish_run(self, run_id: str, finished_at: str, status: str) -> None:
+        """status: complete, interrupted (a signal or a closed output stopped it) or failed
+        (the environment refused something mid-run, e.g. a full disk); 'running' stays
+        only if perflab was killed outright."""
         self._write("UPDATE runs SET finished_at = ?, status = ? WHERE id = ?", (finished_at, status, run_id))
 
     def resolve_run(self, ref: str) -> str:
@@ -102,7 +142,10 @@ class Store:
             if not row:
                 raise EnvironmentRefused(f"no runs in {self.path} yet: try 'perflab run'")
             return row[0]
-        rows = self.conn.execute("SELECT id FROM runs WHERE id LIKE ? || '%'", (ref,)).fetchall()
+        if not ref:
+            raise UsageError("an empty run id: give 'last', a run id or a prefix of one")
+        # a literal prefix (not LIKE, where % and _ are wildcards)
+        rows = self.conn.execute("SELECT id FROM runs WHERE substr(id, 1, length(?)) = ?", (ref, ref)).fetchall()
         if len(rows) != 1:
             raise UsageError(f"{'no' if not rows else 'more than one'} run matches {ref!r} in {self.path}")
         return rows[0][0]
