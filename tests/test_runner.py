@@ -222,3 +222,16 @@ def test_what_the_rule_found_is_kept_as_evidence_not_thresholds():
     assert "points seen" not in v.decision.thresholds
     plain = runner.run_claim(base, settings(), measure=FakeIomux(LINEAR))
     assert "rule" not in plain.evidence
+
+
+def test_io_claims_skip_on_a_low_descriptor_limit_naming_the_fix():
+    from perflab.claims import io
+
+    assert io.fd_room({"rlimit_nofile": {"soft": 1024, "hard": 20000}}) is None
+    assert io.fd_room({"rlimit_nofile": {"soft": 1024, "hard": -1}}) is None  # RLIM_INFINITY
+    low = io.fd_room({"rlimit_nofile": {"soft": 64, "hard": 64}})
+    assert "hard RLIMIT_NOFILE is 64" in low and "ulimit -Hn" in low
+    s = Settings(params={"max_fds": 0}, budget=BUDGETS["quick"], seed=1, cpu=1,
+                 host={"rlimit_nofile": {"soft": 64, "hard": 64}})
+    v = runner.run_claim(claim("io.epoll-flat"), s, measure=FakeIomux(LINEAR))
+    assert v.outcome is Outcome.SKIPPED and "ulimit -Hn" in v.summary
