@@ -6,13 +6,16 @@ import json
 import math
 import os
 import random
+import shutil
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
 import pytest
+import rich
 
+import perflab
 from perflab.model import Series
 
 REPO = Path(__file__).resolve().parent.parent
@@ -202,3 +205,30 @@ def quick_records(tmp_path_factory) -> dict:
 def live_records(tmp_path_factory) -> dict:
     """Every registered claim at the default budget: what a user's `perflab run` does."""
     return _run_all(tmp_path_factory, "default")
+
+
+# ---- acting as another user (CI runs as root) --------------------------------------------------
+SETPRIV = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
+
+
+def nobody_env() -> dict:
+    paths = [str(Path(perflab.__file__).resolve().parent.parent), str(Path(rich.__file__).resolve().parent.parent)]
+    return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": os.pathsep.join(paths),
+            "PYTHONDONTWRITEBYTECODE": "1", "LANG": "C.UTF-8", "COLUMNS": "200"}
+
+
+@pytest.fixture(scope="module")
+def nobody_python() -> str:
+    if os.geteuid() != 0 or not shutil.which("setpriv"):
+        pytest.skip("needs root and setpriv to act as user nobody")
+    for exe in dict.fromkeys([sys.executable, os.path.realpath(sys.executable), "/usr/bin/python3"]):
+        r = subprocess.run([*SETPRIV, exe, "-c", "import perflab.cli.main"], env=nobody_env(),
+                           capture_output=True, cwd="/")
+        if r.returncode == 0:
+            return exe
+    pytest.skip("no Python interpreter that user nobody can run with perflab importable")
+
+
+def as_nobody(python: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([*SETPRIV, python, "-m", "perflab", *args], env=nobody_env(),
+                          capture_output=True, text=True, cwd="/", timeout=60)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import signal
 import sqlite3
 import subprocess
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import alive, cli
+from conftest import alive, as_nobody, cli
 from perflab.store import Store
 from perflab.store.schema import SCHEMA_VERSION
 
@@ -89,7 +90,7 @@ def test_reading_commands_never_create_a_database(command, tmp_path):
     assert not (tmp_path / "typo").exists()
 
 
-def test_reading_commands_work_on_a_database_they_cannot_write():
+def test_reading_commands_work_on_a_database_they_cannot_write(nobody_python):
     # a directory nobody may read but not write (pytest's own tmp_path is root-only)
     where = Path(tempfile.mkdtemp(prefix="perflab-ro-", dir="/tmp"))
     db = where / "perflab.db"
@@ -98,13 +99,25 @@ def test_reading_commands_work_on_a_database_they_cannot_write():
         for f in where.iterdir():
             f.chmod(0o444)
         where.chmod(0o555)  # no -shm or -journal can be created beside it either
-        nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
         for command in (["show", "--json"], ["history", "space.kthread-no-user", "--json"]):
-            p = subprocess.run([*nobody, sys.executable, "-m", "perflab", *command, "--db", str(db)],
-                               capture_output=True, text=True, timeout=60)
+            p = as_nobody(nobody_python, *command, "--db", str(db))
             assert p.returncode == 0, p.stderr
             rows = [json.loads(line) for line in p.stdout.splitlines()]
             assert len(rows) == 1 and rows[0].get("claim", "space.kthread-no-user") == "space.kthread-no-user"
+        # changes still in a -wal that nobody cannot index: refused, never shown stale
+        where.chmod(0o755)
+        writer = sqlite3.connect(db)
+        writer.execute("PRAGMA wal_autocheckpoint=0")
+        writer.execute("UPDATE runs SET status = 'changed'")
+        writer.commit()
+        shutil.copy(db, where / "copy.db")
+        shutil.copy(f"{db}-wal", where / "copy.db-wal")
+        writer.close()
+        for f in where.iterdir():
+            f.chmod(0o444)
+        where.chmod(0o555)
+        p = as_nobody(nobody_python, "show", "--db", str(where / "copy.db"))
+        assert p.returncode == 1 and "-wal holds changes" in p.stderr, p.stderr
     finally:
         where.chmod(0o755)
         shutil.rmtree(where)
@@ -209,7 +222,12 @@ def test_a_database_that_fills_up_mid_run_loses_no_verdict(db, monkeypatch, caps
         return real(self, run_id, record, samples)
 
     monkeypatch.setattr(Store, "save_result", save_result)
-    code = cli_main.main(["run", "space.kthread-no-user", "task.thread-is-task", "--json", "--db", str(db)])
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        code = cli_main.main(["run", "space.kthread-no-user", "task.thread-is-task", "--json", "--db", str(db)])
+    finally:  # main() installs its own; give pytest its own back
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
     out, err = capsys.readouterr()
     assert code == 1 and "disk is full" in err
     assert [json.loads(line)["claim"] for line in out.splitlines()] == ["space.kthread-no-user", "task.thread-is-task"]
@@ -225,3 +243,46 @@ def test_a_closed_stdout_stops_the_run_with_status_1(db, plugin):
                         " | (exec 0<&-; true)"], capture_output=True, text=True,
                        env={**os.environ, **plugin["env"]}, timeout=120)
     assert p.returncode == 1 and "broken pipe" in p.stderr and "Traceback" not in p.stderr, p.stderr
+    s = Store(db)  # the verdict the reader never saw is stored; the run stopped there
+    run_id = s.resolve_run("last")
+    assert [r["claim"] for r in s.results(run_id)] == ["fake.ok"]
+    assert s.run_info(run_id)["status"] == "interrupted"
+
+
+def test_a_failed_trace_leaves_an_earlier_report_alone(tmp_path):
+    report = tmp_path / "rep.txt"
+    report.write_text("the earlier report\n")
+    p = cli("trace", "-o", str(report), "--", str(tmp_path / "no-such-command"))
+    assert p.returncode == 1 and "Traceback" not in p.stderr
+    assert report.read_text() == "the earlier report\n"
+    assert sorted(f.name for f in tmp_path.iterdir()) == ["rep.txt"]  # no temporary file left
+
+
+def test_a_hung_up_terminal_still_ends_the_run_as_interrupted(db, plugin):
+    """SIGHUP after the terminal went away: every write to it fails (EIO), and none of
+    those failures may keep the run 'running' or leave a kernel alive."""
+    import pty
+
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "perflab", "run", "fake.ok", "fake.hang", "--db", str(db)],
+                            env={**os.environ, **plugin["env"]}, stdin=follower, stdout=follower, stderr=follower,
+                            preexec_fn=lambda: [signal.signal(signal.SIGINT, signal.SIG_DFL),
+                                                signal.signal(signal.SIGHUP, signal.SIG_DFL)])
+    os.close(follower)
+    try:
+        deadline = time.monotonic() + 30
+        while not (plugin["pidfile"].exists() and plugin["pidfile"].read_text().strip()):
+            assert time.monotonic() < deadline and proc.poll() is None
+            try:  # keep the pty drained while the run starts
+                os.read(leader, 65536) if select.select([leader], [], [], 0.05)[0] else None
+            except OSError:
+                pass
+        grandchild = int(plugin["pidfile"].read_text().split()[0])
+    finally:
+        os.close(leader)  # the terminal goes away: writes to it now fail with EIO
+    proc.send_signal(signal.SIGHUP)
+    assert proc.wait(timeout=30) == 130
+    time.sleep(0.2)
+    assert not alive(grandchild)
+    s = Store(db)
+    assert s.run_info(s.resolve_run("last"))["status"] == "interrupted"

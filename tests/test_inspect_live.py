@@ -21,9 +21,7 @@ from pathlib import Path
 
 import pytest
 
-import perflab
-import rich
-from conftest import cli
+from conftest import SETPRIV, as_nobody, cli, nobody_env
 from perflab import native
 from perflab.errors import AccessDenied, NoSuchProcess
 from perflab.procfs import collect, kcmp, pagemap, parse, snapshot
@@ -43,7 +41,6 @@ KCMP_REASON = _kcmp_reason()
 needs_kcmp = pytest.mark.skipif(KCMP_REASON is not None, reason=f"{KCMP_REASON}")
 
 ROOT = os.geteuid() == 0
-SETPRIV = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
 STACKS_KIB = (64, 200, 1000, 136)  # different on purpose: no size heuristic can pass
 
 
@@ -374,29 +371,6 @@ def test_cli_json_and_terminal(subject):
 
 
 # ---- another user ------------------------------------------------------------------------------
-
-def nobody_env() -> dict:
-    paths = [str(Path(perflab.__file__).resolve().parent.parent), str(Path(rich.__file__).resolve().parent.parent)]
-    return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": os.pathsep.join(paths),
-            "PYTHONDONTWRITEBYTECODE": "1", "LANG": "C.UTF-8", "COLUMNS": "200"}
-
-
-@pytest.fixture(scope="module")
-def nobody_python() -> str:
-    if not ROOT or not shutil.which("setpriv"):
-        pytest.skip("needs root and setpriv to act as user nobody")
-    for exe in dict.fromkeys([sys.executable, os.path.realpath(sys.executable), "/usr/bin/python3"]):
-        r = subprocess.run([*SETPRIV, exe, "-c", "import perflab.cli.main"], env=nobody_env(),
-                           capture_output=True, cwd="/")
-        if r.returncode == 0:
-            return exe
-    pytest.skip("no Python interpreter that user nobody can run with perflab importable")
-
-
-def as_nobody(python: str, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([*SETPRIV, python, "-m", "perflab", *args], env=nobody_env(),
-                          capture_output=True, text=True, cwd="/", timeout=60)
-
 
 def test_nobody_is_denied_a_root_process(nobody_python):
     sleeper = subprocess.Popen(["sleep", "30"])

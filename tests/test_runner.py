@@ -235,3 +235,20 @@ def test_io_claims_skip_on_a_low_descriptor_limit_naming_the_fix():
                  host={"rlimit_nofile": {"soft": 64, "hard": 64}})
     v = runner.run_claim(claim("io.epoll-flat"), s, measure=FakeIomux(LINEAR))
     assert v.outcome is Outcome.SKIPPED and "ulimit -Hn" in v.summary
+
+
+
+@pytest.mark.parametrize("text,ok", [("0", True), ("1000", True), ("5000", True), ("10", False), ("999", False),
+                                     ("20000000", False)])
+def test_max_fds_is_0_or_a_sweep_long_enough(text, ok):
+    from perflab.claims import io
+    from perflab.errors import UsageError
+
+    if ok:
+        assert io.MAX_FDS.parse(text) == int(text)
+    else:
+        with pytest.raises(UsageError):
+            io.MAX_FDS.parse(text)
+    # a container's LimitNOFILE=infinity: the rerun must name a value the parser accepts
+    huge = io.MAX_FDS.resolved(0, {"rlimit_nofile": {"soft": 1 << 30, "hard": 1 << 30}})
+    assert io.MAX_FDS.parse(str(huge)) == huge

@@ -204,3 +204,11 @@ def test_a_signal_to_trace_takes_the_command_and_its_cgroup_down(sig, tmp_path):
         time.sleep(0.05)
     assert not alive(traced)
     assert not list(parent_dir().glob(PREFIX + f"{proc.pid}-*"))  # its cgroup removed
+
+
+def test_cli_writes_the_report_to_a_file(tmp_path):
+    out = tmp_path / "trace.json"
+    p = cli("trace", "--json", "-o", str(out), "--", "/bin/true")
+    assert p.returncode == 0, p.stderr
+    assert json.loads(out.read_text())["command"] == ["/bin/true"]
+    assert sorted(f.name for f in tmp_path.iterdir()) == ["trace.json"]

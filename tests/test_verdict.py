@@ -166,6 +166,8 @@ def test_all_of_combines_parts():
     a, b = Decision(Outcome.SUPPORTED, "a", 1.0, None, {}, evidence={"x": 1}), d(Outcome.SUPPORTED)
     b.evidence["y"] = 2
     assert verdict.all_of([a, b], "q").evidence == {"x": 1, "y": 2}
+    c = Decision(Outcome.SUPPORTED, "c", 1.0, None, {}, evidence={"x": 3})
+    assert verdict.all_of([a, c], "q").evidence == {"a: x": 1, "c: x": 3}  # nothing overwritten
 
 
 def test_few_noisy_samples_do_not_decide():

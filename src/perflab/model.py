@@ -37,6 +37,8 @@ class Param:
     # when the default stands for "decided by this host" (max_fds 0 = hard RLIMIT_NOFILE
     # minus 16): the value it takes given the host facts, so a rerun names the real value
     auto: Callable[[Mapping[str, Any]], int | float] | None = None
+    # a rule beyond the range (e.g. "0 or >= 1000"): the reason a value is refused, or None
+    check: Callable[[int | float], str | None] | None = None
 
     def resolved(self, value: int | float, host: Mapping[str, Any]) -> int | float:
         return self.auto(host) if self.auto is not None and value == self.default else value
@@ -52,6 +54,9 @@ class Param:
             raise UsageError(
                 f"parameter {self.name}={text} out of range: allowed {self.lo}..{self.hi}{' ' + self.unit if self.unit else ''}"
             )
+        why = self.check(value) if self.check is not None else None
+        if why:
+            raise UsageError(f"parameter {self.name}={text}: {why}")
         return value
 
 

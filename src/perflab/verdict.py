@@ -108,8 +108,17 @@ def all_of(decisions: list[Decision], quantity: str) -> Decision:
         first.ci,
         {d.quantity: {**d.thresholds, "value": d.value, "ci": list(d.ci) if d.ci else None, "outcome": d.outcome.value} for d in decisions},
         reason="; ".join(d.reason for d in decisions if d.reason),
-        evidence={k: v for d in decisions for k, v in d.evidence.items()},
+        evidence=_merged_evidence(decisions),
     )
+
+
+def _merged_evidence(decisions: list[Decision]) -> dict[str, Any]:
+    """The parts' evidence in one dict; a key two parts use is kept per part."""
+    out: dict[str, Any] = {}
+    for d in decisions:
+        for k, v in d.evidence.items():
+            out[f"{d.quantity}: {k}" if any(k in e.evidence for e in decisions if e is not d) else k] = v
+    return out
 
 
 EXACT_THRESHOLDS = {"supported": "every check holds", "refuted": "any check contradicts the claim"}

@@ -53,17 +53,32 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except PerflabError as exc:
-        print(f"perflab: {exc}", file=sys.stderr)
+        _say(f"perflab: {exc}")
         return exc.exit_code
     except KeyboardInterrupt:
-        print("perflab: interrupted", file=sys.stderr)
+        _say("perflab: interrupted")
         return 130
     except BrokenPipeError:
         # the reader went away (| head): stop, say so, and keep Python's exit-time flush
         # of stdout from failing again (docs.python.org, signal: "Note on SIGPIPE")
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        print("perflab: output closed (broken pipe); stopped", file=sys.stderr)
+        _to_devnull(sys.stdout)
+        _say("perflab: output closed (broken pipe); stopped")
         return 1
+
+
+def _to_devnull(stream) -> None:
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), stream.fileno())
+    except (OSError, ValueError):
+        pass
+
+
+def _say(line: str) -> None:
+    """The last line, on stderr, which may itself be gone (a closed pipe, a hung-up terminal)."""
+    try:
+        print(line, file=sys.stderr, flush=True)
+    except OSError:
+        _to_devnull(sys.stderr)
 
 
 def entry() -> None:

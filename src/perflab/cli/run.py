@@ -130,14 +130,15 @@ def run(args) -> int:
     facts = host.collect()
     run_id = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(2)
     store.begin_run(run_id, _now(), __version__, budget.name, seed, sys.argv[1:], facts, host.fingerprint(facts))
-    print(f"perflab: run {run_id}, {len(claims)} claim(s), budget {budget.name}, seed {seed}, "
-          f"CPU {cpu}, database {store.path}", file=sys.stderr)
-    progress = _Progress(len(claims))
-    records = []
-    cache = runner.SampleCache()
-    status = "interrupted"
+    records: list[dict[str, Any]] = []
+    progress = None
+    status = "interrupted"  # unless it completes, or fails below
     stored = 0
     try:
+        print(f"perflab: run {run_id}, {len(claims)} claim(s), budget {budget.name}, seed {seed}, "
+              f"CPU {cpu}, database {store.path}", file=sys.stderr)
+        progress = _Progress(len(claims))
+        cache = runner.SampleCache()
         for index, claim in enumerate(claims, 1):
             progress.start(index, claim.id)
             settings = Settings(params=params[claim.id], budget=budget, seed=seed, cpu=cpu, host=facts)
@@ -145,22 +146,54 @@ def run(args) -> int:
             rec = to_record(verdict, claim.statement, facts, run_id, __version__)
             records.append(rec)
             progress.finish(index, rec)
-            if args.json:  # printed before it is stored: a verdict the database refuses is not lost
+            refused = None
+            try:  # stored first: a closed stdout must not cost the database the verdict
+                store.save_result(run_id, rec, verdict.samples)
+                stored += 1
+            except PerflabError as exc:
+                refused = exc
+            if args.json:  # printed even when the database refused it: the verdict is not lost
                 print(json.dumps(rec), flush=True)
-            store.save_result(run_id, rec, verdict.samples)
-            stored += 1
+            if refused is not None:
+                raise refused
         status = "complete"
-    except PerflabError:
-        status = "failed"
+    except BrokenPipeError:
+        raise  # the reader went away: interrupted
+    except Exception:
+        status = "failed"  # the environment refused something, or a bug: the run did not finish
         raise
     finally:
-        progress.close()
-        try:
-            store.finish_run(run_id, _now(), status)
-        except PerflabError as exc:  # e.g. the disk filled up: say it, keep the first error
-            print(f"perflab: {exc}", file=sys.stderr)
-        if status != "complete":
-            print(f"perflab: run {run_id} {status}; {stored} verdict(s) stored in {store.path}", file=sys.stderr)
-        if not args.json and records:
-            terminal.render(records, sys.stdout)
+        _finish(store, run_id, status, stored, records, progress, args.json)
     return 0
+
+
+def _quietly(fn, *args, **kwargs) -> None:
+    """A write to a terminal that went away (EIO after SIGHUP) or a closed pipe, on the
+    way out with another exception already propagating: it must not replace that one."""
+    try:
+        fn(*args, **kwargs)
+    except OSError:
+        pass
+
+
+def _finish(store: Store, run_id: str, status: str, stored: int, records: list[dict[str, Any]],
+            progress: _Progress | None, as_json: bool) -> None:
+    # the database first, so that nothing the terminal does can leave the run 'running'
+    unrecorded = None
+    try:
+        store.finish_run(run_id, _now(), status)
+    except PerflabError as exc:  # e.g. the disk filled up
+        unrecorded = exc
+    if progress is not None:
+        _quietly(progress.close)
+    if status != "complete":
+        if unrecorded is not None:  # say it, but keep the error that stopped the run
+            _quietly(print, f"perflab: {unrecorded}", file=sys.stderr)
+        _quietly(print, f"perflab: run {run_id} {status}; {stored} verdict(s) stored in {store.path}", file=sys.stderr)
+        if not as_json and records:
+            _quietly(terminal.render, records, sys.stdout)
+        return
+    if not as_json:
+        terminal.render(records, sys.stdout)
+    if unrecorded is not None:  # every verdict is stored, but not that the run completed
+        raise unrecorded

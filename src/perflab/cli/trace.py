@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+from pathlib import Path
 from typing import TextIO
 
 from perflab import trace
@@ -61,39 +63,52 @@ def run(args) -> int:
         argv = argv[1:]
     if not argv:
         raise UsageError("trace: no command given (perflab trace [--json] -- COMMAND [ARGS])")
-    out = _open_output(args.output)  # before the command runs: its trace must have somewhere to go
+    out = _check_output(args.output)  # before the command runs: its trace must have somewhere to go
     try:
-        try:
-            result = trace.count(argv, mechanism=args.mechanism, region=args.region, capture=False)
-        except trace.TraceUnavailable as exc:
-            if args.json:
-                _emit(out, json.dumps({"command": argv, "mechanism": "unavailable", "reasons": exc.reasons}) + "\n")
-            raise
+        result = trace.count(argv, mechanism=args.mechanism, region=args.region, capture=False)
+    except trace.TraceUnavailable as exc:
         if args.json:
-            _emit(out, json.dumps(result.to_json()) + "\n")
-        else:
-            _emit(out or sys.stderr, render(result))
-    finally:
-        if out is not None:
-            out.close()
+            _emit(out, json.dumps({"command": argv, "mechanism": "unavailable", "reasons": exc.reasons}) + "\n")
+        raise
+    if args.json:
+        _emit(out, json.dumps(result.to_json()) + "\n")
+    else:
+        _emit(out, render(result), default=sys.stderr)
     return 0
 
 
-def _open_output(path: str | None) -> TextIO | None:
+def _check_output(path: str | None) -> Path | None:
+    """-o FILE, checked without touching it: an earlier report there survives a failed trace."""
     if path is None:
         return None
     if not path:
         raise UsageError("-o needs a file name (it was empty)")
+    target = Path(path)
+    folder = target.parent
+    if target.is_dir():
+        why = "it is a directory"
+    elif not folder.is_dir():
+        why = f"no directory {folder}"
+    elif not os.access(folder, os.W_OK | os.X_OK):  # access(2): EROFS on a read-only mount too
+        why = f"the directory {folder} is not writable"
+    else:
+        return target
+    raise EnvironmentRefused(f"cannot write the report to {path}: {why}")
+
+
+def _emit(out: Path | None, text: str, default: TextIO = sys.stdout) -> None:
+    if out is None:
+        default.write(text)
+        default.flush()
+        return
+    # written whole or not at all: a temporary file beside it, then rename(2)
+    tmp = out.with_name(f".{out.name}.perflab-{os.getpid()}.tmp")
     try:
-        return open(path, "w")
+        tmp.write_text(text)
+        os.replace(tmp, out)
     except OSError as exc:
-        raise EnvironmentRefused(f"cannot write the report to {path}: {exc.strerror}") from None
-
-
-def _emit(out: TextIO | None, text: str) -> None:
-    out = out or sys.stdout
-    out.write(text)
-    out.flush()
+        tmp.unlink(missing_ok=True)
+        raise EnvironmentRefused(f"cannot write the report to {out}: {exc.strerror}") from None
 
 
 def _fmt_count(name: str, value: int | Unavailable, source: str | None) -> str:

@@ -44,7 +44,8 @@ def migrate(conn: sqlite3.Connection, path: Path | str = "database") -> int:
 
 class Store:
     """``readonly``: for the commands that only read (show, history). They never create a
-    file or a directory, and work on a database they may read but not write."""
+    database, and work on one they may read but not write. (SQLite may still create the
+    -wal and -shm files beside an existing WAL database, owned as the database is.)"""
 
     def __init__(self, path: Path | str | None = None, readonly: bool = False):
         if path is not None and not str(path).strip():
@@ -56,41 +57,66 @@ class Store:
             else:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 self.conn = sqlite3.connect(self.path, isolation_level=None)
-                self.conn.execute("PRAGMA foreign_keys=ON")
-                migrate(self.conn, self.path)
-                # WAL only once the file is known to be ours: a foreign SQLite file that
-                # migrate() refused keeps its journal mode
-                self.conn.execute("PRAGMA journal_mode=WAL")
+                try:
+                    self.conn.execute("PRAGMA foreign_keys=ON")
+                    migrate(self.conn, self.path)
+                    # WAL only once the file is known to be ours: a foreign SQLite file
+                    # that migrate() refused keeps its journal mode
+                    self.conn.execute("PRAGMA journal_mode=WAL")
+                except BaseException:
+                    self.conn.close()
+                    raise
         except (OSError, sqlite3.Error) as exc:
             reason = getattr(exc, "strerror", None) or str(exc)
             raise EnvironmentRefused(f"cannot use database {self.path}: {reason}") from None
+
+    def _uri(self, query: str) -> str:
+        return f"{self.path.resolve().as_uri()}?{query}"  # sqlite.org/uri.html
 
     def _open_readonly(self) -> sqlite3.Connection:
         if not self.path.exists():
             raise EnvironmentRefused(f"no database at {self.path}: nothing stored there yet ('perflab run' creates it)")
         if self.path.is_dir():
             raise EnvironmentRefused(f"cannot use database {self.path}: it is a directory")
-        # mode=ro: no write, no file created (sqlite.org/uri.html); a WAL database on a
-        # medium this process cannot write may still need its -shm: then retry immutable
-        for query in ("mode=ro", "mode=ro&immutable=1"):
+        conn = None
+        try:
             try:
-                conn = sqlite3.connect(f"{self.path.resolve().as_uri()}?{query}", uri=True, isolation_level=None)
+                conn = sqlite3.connect(self._uri("mode=ro"), uri=True, isolation_level=None)
                 version = _user_version(conn)
-                break
-            except sqlite3.OperationalError:
-                if query.endswith("immutable=1"):
-                    raise
-        if version > SCHEMA_VERSION:
-            migrate(conn, self.path)  # raises: written by a newer perflab
-        if version < SCHEMA_VERSION:
-            conn.close()
-            try:  # an older database is brought up to date, as a run would do
-                conn = sqlite3.connect(self.path, isolation_level=None)
-                migrate(conn, self.path)
-            except sqlite3.Error as exc:
-                raise EnvironmentRefused(f"{self.path} has schema version {version} and must be migrated to "
-                                         f"{SCHEMA_VERSION}, but cannot be written: {exc}") from None
-        return conn
+            except sqlite3.OperationalError as exc:
+                if conn is not None:
+                    conn.close()
+                    conn = None
+                # A WAL database is read through its -shm index, which a reader that may
+                # not write the directory cannot create (sqlite.org/wal.html, "Read-Only
+                # Databases"). With no pending -wal the file itself is complete: read it
+                # as immutable. With one, immutable would silently show older data.
+                wal = Path(f"{self.path}-wal")
+                pending = wal.exists() and wal.stat().st_size > 0
+                if pending:
+                    raise EnvironmentRefused(
+                        f"cannot read database {self.path} ({exc}): its -wal holds changes not yet in the file, "
+                        "which this user cannot read without writing beside it (open it once as its owner)") from None
+                conn = sqlite3.connect(self._uri("mode=ro&immutable=1"), uri=True, isolation_level=None)
+                version = _user_version(conn)
+            if version == 0:
+                raise EnvironmentRefused(f"{self.path} is not a perflab database (it has no perflab schema)")
+            if version > SCHEMA_VERSION:
+                migrate(conn, self.path)  # raises: written by a newer perflab
+            if version < SCHEMA_VERSION:
+                conn.close()
+                conn = None
+                try:  # an older perflab database is brought up to date, as a run would do
+                    conn = sqlite3.connect(self.path, isolation_level=None)
+                    migrate(conn, self.path)
+                except sqlite3.Error as exc:
+                    raise EnvironmentRefused(f"{self.path} has schema version {version} and must be migrated to "
+                                             f"{SCHEMA_VERSION}, but cannot be written: {exc}") from None
+            return conn
+        except BaseException:
+            if conn is not None:
+                conn.close()
+            raise
 
     def close(self) -> None:
         self.conn.close()
