@@ -94,10 +94,11 @@ def aio_rec(added=0, blocked=10_000, seen=4):
             "control_threads_started": 4, "tasks_with_control_threads": 1 + added + seen}
 
 
-def go_rec(during=4, gomaxprocs=2, seen=4):
+def go_rec(during=4, gomaxprocs=2, seen=4, tids=(101, 102, 103, 104), grew=None):
     return {"tasks_before": 4, "tasks_during": [during] * 5, "gomaxprocs": gomaxprocs, "goroutines_alive": 10_001,
             "go": "go1.19.8", "control_threads_started": 4, "tasks_before_control": during,
-            "tasks_with_control_threads": during + seen}
+            "tasks_with_control_threads": during + (seen if grew is None else grew),
+            "control_tids": list(tids), "control_tids_seen": seen}
 
 
 class FakeSubjects:
@@ -162,6 +163,15 @@ def test_task_probe_control_rejects_a_blind_probe(monkeypatch, py_seen, go_seen)
     assert v.outcome is Outcome.INCONCLUSIVE
     assert v.controls[0].name == "task-probe" and v.controls[0].passed is False
     assert all(c["holds"] for c in v.evidence["checks"])
+
+
+def test_task_probe_go_side_reads_the_tids_not_the_count(monkeypatch):
+    # the runtime reused parked threads: the count grew by 1, yet all 4 locked threads are listed
+    v = run_not_tasks(monkeypatch, threads_rec(), aio_rec(), go_rec(seen=4, grew=1))
+    assert v.controls[0].passed is True and v.outcome is Outcome.SUPPORTED
+    # two goroutines reporting one TID were not on threads of their own: the probe is not trusted
+    v = run_not_tasks(monkeypatch, threads_rec(), aio_rec(), go_rec(seen=4, tids=(101, 101, 103, 104)))
+    assert v.controls[0].passed is False and v.outcome is Outcome.INCONCLUSIVE
 
 
 # --- green.m-n -----------------------------------------------------------------------------------

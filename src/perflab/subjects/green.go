@@ -25,6 +25,7 @@ import (
 	"os"
 	"runtime"
 	"sort"
+	"strconv"
 	"sync"
 	"syscall"
 	"time"
@@ -167,8 +168,8 @@ func blockChan(n int) map[string]interface{} {
 	}
 	goroutines := runtime.NumGoroutine()
 	// positive control of the probe: goroutines locked to their threads and blocked in
-	// read(2) each hold a kernel task, which the same count must see
-	withControl, release := holdThreads(controlThreads)
+	// read(2) each hold a kernel task of their own, which the same listing must show
+	withControl, tids, seen, release := holdThreads(controlThreads)
 	release()
 	close(ch)
 	return map[string]interface{}{
@@ -176,21 +177,31 @@ func blockChan(n int) map[string]interface{} {
 		"tasks_during": during, "sample_interval_ms": 10,
 		"control_threads_started": controlThreads, "tasks_with_control_threads": withControl,
 		"tasks_before_control": during[len(during)-1],
+		"control_tids": tids, "control_tids_seen": seen,
 	}
 }
 
-// holdThreads starts k goroutines that lock their OS thread and block in read(2); it
-// returns the task count once all are blocked, and a function that releases them.
-func holdThreads(k int) (int, func()) {
+// holdThreads starts k goroutines that lock their OS thread (runtime.LockOSThread: no
+// other goroutine runs on it) and block in read(2). Once all are blocked it lists
+// /proc/self/task and returns the task count, the TIDs the goroutines got from gettid(2),
+// how many of those the listing shows, and a function that releases them. The TIDs, not
+// the count's growth, are the control: the runtime may put a locked goroutine on a
+// thread it had already started and parked, so the count can grow by less than k.
+func holdThreads(k int) (int, []int, int, func()) {
 	var fds [2]int
 	if err := syscall.Pipe(fds[:]); err != nil {
 		fail(1, "pipe: %v", err)
 	}
 	var ready sync.WaitGroup
+	var mu sync.Mutex
+	var tids []int
 	ready.Add(k)
 	for i := 0; i < k; i++ {
 		go func() {
 			runtime.LockOSThread()
+			mu.Lock()
+			tids = append(tids, syscall.Gettid())
+			mu.Unlock()
 			ready.Done()
 			var b [1]byte
 			syscall.Read(fds[0], b[:])
@@ -198,7 +209,21 @@ func holdThreads(k int) (int, func()) {
 	}
 	ready.Wait()
 	time.Sleep(50 * time.Millisecond)
-	return countTasks(), func() {
+	entries, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		fail(1, "reading /proc/self/task: %v", err)
+	}
+	listed := map[string]bool{}
+	for _, e := range entries {
+		listed[e.Name()] = true
+	}
+	seen := 0
+	for _, tid := range tids {
+		if listed[strconv.Itoa(tid)] {
+			seen++
+		}
+	}
+	return len(entries), tids, seen, func() {
 		syscall.Write(fds[1], make([]byte, k))
 	}
 }
