@@ -45,3 +45,19 @@ def test_flat_thresholds_and_the_rules_own_evidence():
     assert "thresholds (fixed in advance): supported: >= 10; refuted: < 3" in text
     assert "found by the rule: switches (ns)" in text and "1800" in text
     assert "decided on every part" not in text
+
+
+def _aa(passed, spread):
+    return {"kind": "negative", "passed": passed, "ratio": 1.0, "ci": [0.9, 1.12], "spread_p90_over_p10": spread}
+
+
+def test_noise_summary_names_the_claims_whose_aa_failed():
+    from perflab.report.noise import noise_summary
+
+    recs = [{"claim": "a.x", "controls": {"a/a": _aa(True, 1.05)}},
+            {"claim": "b.y", "controls": {"a/a": _aa(False, 1.62), "probe": {"kind": "positive", "passed": False}}},
+            {"claim": "c.z", "controls": {"a/a": _aa(False, 1.31)}},
+            {"claim": "d.w", "controls": {}}]
+    line = noise_summary(recs)
+    assert line.startswith("2 of 3 A/A controls failed (b.y, c.z)") and "1.62x" in line
+    assert noise_summary(recs[:1]) is None and noise_summary(recs[3:]) is None
