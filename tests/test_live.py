@@ -35,9 +35,11 @@ def test_ran_and_controls_passed(cid, live_records):
 # at ~3.0 instead of ~1.8 us per switch; the 1-thread glibc allocator at ~11 instead of ~20 M
 # pairs/s), in runs of consecutive processes and a proportion that drifts from ~0 to ~50%
 # over minutes. In such a stretch lib.allocator-scaling and green.asyncio-cheaper fail
-# their A/A three times in a row (both did in a full test run here), fork.cost-grows-
-# with-memory did on CI. A claim that always failed its A/A would use up the cap.
-NOISY_CAP = 3
+# their A/A in all three attempts (both did in 2 of 6 full test runs here today), and
+# fork.cost-grows-with-memory did once on CI. The cap leaves room for two more; a claim
+# that always failed its A/A would still use up part of it, and its verdict must stay
+# inconclusive (assert_controls).
+NOISY_CAP = 4
 
 
 def test_few_noisy(live_records):
