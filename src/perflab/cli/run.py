@@ -20,7 +20,7 @@ from perflab.cli.common import add_db, add_json
 from perflab.errors import PerflabError, UsageError
 from perflab.model import BUDGETS
 from perflab.report import terminal
-from perflab.report.noise import noise_summary
+from perflab.report.noise import warn_if_noisy
 from perflab.report.record import to_record
 from perflab.store import Store
 
@@ -196,8 +196,6 @@ def _finish(store: Store, run_id: str, status: str, stored: int, records: list[d
         return
     if not as_json:
         terminal.render(records, sys.stdout)
-    note = noise_summary(records)
-    if note:
-        print(f"perflab: {note}", file=sys.stderr)
+    warn_if_noisy(records)
     if unrecorded is not None:  # every verdict is stored, but not that the run completed
         raise unrecorded

@@ -7,7 +7,7 @@ import sys
 
 from perflab.cli.common import add_db, add_json
 from perflab.report import terminal
-from perflab.report.noise import noise_summary
+from perflab.report.noise import warn_if_noisy
 from perflab.store import Store
 
 
@@ -31,7 +31,5 @@ def run(args) -> int:
     print(f"run {run_id}: {info['started_at']}, budget {info['budget']}, seed {info['seed']}, "
           f"{info['status']}, perflab {info['perflab_version']}", file=sys.stderr)
     terminal.render(records, sys.stdout)
-    note = noise_summary(records)
-    if note:
-        print(f"perflab: {note}", file=sys.stderr)
+    warn_if_noisy(records)
     return 0

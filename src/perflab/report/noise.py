@@ -8,7 +8,8 @@ inconclusive for that reason, not because the claim is in doubt.
 
 from __future__ import annotations
 
-from typing import Any
+import sys
+from typing import Any, TextIO
 
 
 def noise_summary(records: list[dict[str, Any]]) -> str | None:
@@ -23,3 +24,10 @@ def noise_summary(records: list[dict[str, Any]]) -> str | None:
     names = ", ".join(claim for claim, _ in failed)
     return (f"{len(failed)} of {len(aa)} A/A controls failed ({names}){spread}: the machine was not steady enough "
             "for them, so their verdicts are inconclusive; run them again later (each verdict's rerun line)")
+
+
+def warn_if_noisy(records: list[dict[str, Any]], out: TextIO | None = None) -> None:
+    """The summary as perflab's last line on stderr, when there is one (run and show)."""
+    note = noise_summary(records)
+    if note:
+        print(f"perflab: {note}", file=out or sys.stderr)
