@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import alive
+from conftest import SETPRIV, alive
 from perflab import trace
 from perflab.native import kernel_dir
 from perflab.trace import tracefs
@@ -38,7 +38,7 @@ THREAD_FLAGS = ("CLONE_VM", "CLONE_FS", "CLONE_FILES", "CLONE_SIGHAND", "CLONE_T
 def cli(*args: str, nobody: bool = False) -> subprocess.CompletedProcess:
     cmd = [str(PERFLAB), *args]
     if nobody:
-        cmd = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", *cmd]
+        cmd = [*SETPRIV, *cmd]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
 
 
