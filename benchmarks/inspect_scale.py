@@ -33,7 +33,7 @@ import subprocess
 import sys
 import time
 
-from perflab import native
+from perflab.engine import process
 
 PSUTIL_CODE = """
 import sys, psutil
@@ -64,7 +64,7 @@ def main() -> int:
 
     load = os.getloadavg()  # before the subject: its 10,000 threads exiting inflate it
     proc = subprocess.Popen(
-        [str(native.kernel_path("subject_threads")), f"--threads={args.threads}", "--stack-kib=16,24,32,48",
+        [str(process.kernel_path("subject_threads")), f"--threads={args.threads}", "--stack-kib=16,24,32,48",
          f"--fds={args.fds}"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     line = proc.stdout.readline()
     if not line:

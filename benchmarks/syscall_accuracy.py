@@ -16,11 +16,11 @@ import statistics
 import subprocess
 import sys
 
-from perflab import native
+from perflab.engine import process
 
 
 def perflab_ns(cpu: int) -> float:
-    rec = native.run_kernel(["space", "--variant=syscall-getppid", f"--cpu={cpu}", "--batches=7"])
+    rec = process.run_kernel(["space", "--variant=syscall-getppid", f"--cpu={cpu}", "--batches=7"])
     return statistics.median(rec["per_op_ns"])
 
 

@@ -32,8 +32,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from perflab.native import kernel_dir
-from perflab.trace import mechanisms, tracefs
+from perflab.engine.process import kernel_dir
+from perflab.observe.trace import mechanisms, tracefs
 
 WORKLOAD = str(kernel_dir() / "trace_control")
 N_FAST = 1_000_000  # untraced ~0.23 s

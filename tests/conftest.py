@@ -16,7 +16,7 @@ import pytest
 import rich
 
 import perflab
-from perflab.model import Series
+from perflab.core.model import Series
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -54,7 +54,7 @@ CONF, NBOOT, SEED = 0.975, 400, 7  # a look's confidence at the quick budget; fi
 
 def claim(cid: str):
     """The registered claim with this id."""
-    from perflab import registry
+    from perflab.engine import registry
 
     return next(c for c in registry.all_claims() if c.id == cid)
 
@@ -91,8 +91,8 @@ def cli(*args: str, env: dict | None = None, timeout: float = 300, **kw) -> subp
 PLUGIN_SOURCE = '''
 """Test claims plugged in through the perflab.claims entry-point group."""
 import os
-from perflab.claim import Claim, SeriesSpec
-from perflab.model import Decision, Outcome
+from perflab.core.claim import Claim, SeriesSpec
+from perflab.core.model import Decision, Outcome
 
 SH = "/bin/sh"
 

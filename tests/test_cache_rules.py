@@ -16,10 +16,13 @@ from pathlib import Path
 import pytest
 
 from conftest import claim, synthetic
-from perflab import native, runner, steps
-from perflab.claim import Settings
-from perflab.claims import _storage, cache
-from perflab.model import BUDGETS, Outcome
+from perflab.engine import process
+from perflab.engine import runner
+from perflab.decide import steps
+from perflab.core.claim import Settings
+from perflab.claims import cache
+from perflab.observe import storage
+from perflab.core.model import BUDGETS, Outcome
 
 CONF, NBOOT = 0.975, 400
 SEED = 7
@@ -230,12 +233,12 @@ def test_ladder_inconclusive_when_a_step_is_small(override):
 # --- storage: scratch directory and backing device ------------------------------------------------
 def test_scratch_dir_choice(monkeypatch, tmp_path):
     monkeypatch.setenv("PERFLAB_SCRATCH_DIR", str(tmp_path))
-    assert _storage.scratch_dir() == (tmp_path, "PERFLAB_SCRATCH_DIR")
+    assert storage.scratch_dir() == (tmp_path, "PERFLAB_SCRATCH_DIR")
     monkeypatch.delenv("PERFLAB_SCRATCH_DIR")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    assert _storage.scratch_dir()[0] == tmp_path / "perflab"
+    assert storage.scratch_dir()[0] == tmp_path / "perflab"
     monkeypatch.delenv("XDG_CACHE_HOME")
-    assert _storage.scratch_dir()[0] == Path.home() / ".cache" / "perflab"
+    assert storage.scratch_dir()[0] == Path.home() / ".cache" / "perflab"
 
 
 @pytest.mark.parametrize(
@@ -250,7 +253,7 @@ def test_scratch_dir_choice(monkeypatch, tmp_path):
     ],
 )
 def test_virtual_disks_are_named(path, model, kind):
-    assert _storage.classify(path, model) == kind
+    assert storage.classify(path, model) == kind
 
 
 def test_backing_device_from_a_fake_sysfs(tmp_path):
@@ -264,16 +267,16 @@ def test_backing_device_from_a_fake_sysfs(tmp_path):
     (disk / "queue" / "rotational").write_text("1\n")
     sysdev.mkdir()
     (sysdev / f"{os.major(st.st_dev)}:{os.minor(st.st_dev)}").symlink_to(part)
-    dev = _storage.backing_device(tmp_path, sys_dev_block=sysdev)
+    dev = storage.backing_device(tmp_path, sys_dev_block=sysdev)
     assert dev["device"] == "vdb" and dev["virtual"] == "virtio" and dev["rotational"] is True
     empty = tmp_path / "empty"
     empty.mkdir()
-    assert _storage.backing_device(tmp_path, sys_dev_block=empty)["device"] is None
+    assert storage.backing_device(tmp_path, sys_dev_block=empty)["device"] is None
 
 
 def test_describe_names_the_scratch_dir(monkeypatch, tmp_path):
     monkeypatch.setenv("PERFLAB_SCRATCH_DIR", str(tmp_path))
-    d = _storage.describe()
+    d = storage.describe()
     assert d["scratch_dir"] == str(tmp_path) and d["chosen_by"] == "PERFLAB_SCRATCH_DIR"
     if d.get("virtual") or d["hypervisor"]:
         assert "host" in d["note"]
@@ -281,7 +284,7 @@ def test_describe_names_the_scratch_dir(monkeypatch, tmp_path):
 
 # --- the pagecache kernel's refusals and clean-up (a kernel starts; nothing is measured) -------------
 def kernel(*args, env=None, **kw):
-    return subprocess.run([str(native.kernel_path("pagecache")), *args], capture_output=True, text=True,
+    return subprocess.run([str(process.kernel_path("pagecache")), *args], capture_output=True, text=True,
                           env={**os.environ, **(env or {})}, timeout=60, **kw)
 
 
@@ -342,7 +345,7 @@ def test_test_files_leave_nothing_behind_even_when_killed(tmp_path):
     """The page-cache file is O_TMPFILE (no name); a dentry tree left by a killed run is
     removed by the next one."""
     env = {"PERFLAB_SCRATCH_DIR": str(on_disk(tmp_path))}
-    p = subprocess.Popen([str(native.kernel_path("pagecache")), "--variant=cold", "--batches=1000", "--reads=1000"],
+    p = subprocess.Popen([str(process.kernel_path("pagecache")), "--variant=cold", "--batches=1000", "--reads=1000"],
                          env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(0.3)
     os.kill(p.pid, signal.SIGKILL)

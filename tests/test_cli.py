@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from conftest import alive, as_nobody, cli
-from perflab.store import Store
-from perflab.store.schema import SCHEMA_VERSION
+from perflab.results.store import Store
+from perflab.results.store.schema import SCHEMA_VERSION
 
 
 def one_line_error(proc: subprocess.CompletedProcess, code: int, needle: str) -> None:
@@ -210,7 +210,7 @@ def test_a_database_that_fills_up_mid_run_loses_no_verdict(db, monkeypatch, caps
     """The second verdict cannot be stored (ENOSPC, simulated): it is still printed, the
     run is marked failed (not interrupted) and the exit status is 1."""
     from perflab.cli import main as cli_main
-    from perflab.errors import EnvironmentRefused
+    from perflab.core.errors import EnvironmentRefused
 
     real = Store.save_result
     calls = []

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from perflab import native, registry
+from perflab.engine import process
+from perflab.engine import registry
 from perflab.cli.main import build_parser
-from perflab.model import Outcome
+from perflab.core.model import Outcome
 
 CLAIMS = registry.all_claims()
 IDS = [c.id for c in CLAIMS]
@@ -22,11 +23,11 @@ def test_definition(claim):
     assert re.fullmatch(r"[a-z]+\.[a-z0-9-]+", claim.id)
     assert claim.statement and claim.seed_point and len(claim.mechanism) > 100
     assert claim.thresholds, "thresholds are part of the claim (CLAIMS.md)"
-    assert native.kernel_path(claim.kernel).exists()
+    assert process.kernel_path(claim.kernel).exists()
     for p in claim.params:
         assert p.lo <= p.default <= p.hi and p.help
     assert claim.source.endswith(".py")
-    package = Path(registry.__file__).resolve().parent
+    package = Path(registry.__file__).resolve().parent.parent
     for rel in claim.sources:
         assert (package / rel).is_file(), f"{claim.id}: source {rel} missing"
     assert len(registry.source_hash(claim)) == 16

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from conftest import CONF, NBOOT, claim, decide_points, synthetic
-from perflab import runner
-from perflab.claim import Settings
+from perflab.engine import runner
+from perflab.core.claim import Settings
 from perflab.claims import _subjects, green
-from perflab.model import BUDGETS, Outcome, Series
+from perflab.core.model import BUDGETS, Outcome, Series
 
 decide = decide_points
 

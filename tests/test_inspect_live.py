@@ -22,9 +22,9 @@ from pathlib import Path
 import pytest
 
 from conftest import SETPRIV, as_nobody, cli, nobody_env
-from perflab import native
-from perflab.errors import AccessDenied, NoSuchProcess
-from perflab.procfs import collect, kcmp, pagemap, parse, snapshot
+from perflab.engine import process
+from perflab.core.errors import AccessDenied, NoSuchProcess
+from perflab.observe.procfs import collect, kcmp, pagemap, parse, snapshot
 
 pytestmark = pytest.mark.live
 
@@ -45,7 +45,7 @@ STACKS_KIB = (64, 200, 1000, 136)  # different on purpose: no size heuristic can
 
 
 def spawn_subject(*extra: str, prefix: list[str] | None = None) -> tuple[subprocess.Popen, dict]:
-    argv = [str(native.kernel_path("subject_threads")), f"--threads={len(STACKS_KIB)}",
+    argv = [str(process.kernel_path("subject_threads")), f"--threads={len(STACKS_KIB)}",
             "--stack-kib=" + ",".join(map(str, STACKS_KIB)), *extra]
     proc = subprocess.Popen([*(prefix or []), *argv], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
     line = proc.stdout.readline()
@@ -325,7 +325,7 @@ def test_racing_exits_never_raise_anything_else():
     outcomes = {"ok": 0, "gone": 0}
     while time.monotonic() < deadline:
         procs = [subprocess.Popen(["sleep", f"{random.uniform(0, 0.004):.4f}"])]
-        threaded = subprocess.Popen([str(native.kernel_path("subject_threads")), "--threads=20"],
+        threaded = subprocess.Popen([str(process.kernel_path("subject_threads")), "--threads=20"],
                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
         procs.append(threaded)  # stdin at EOF: exits right after starting its threads
         for p in procs:
@@ -441,8 +441,8 @@ def test_shared_frames_copy_on_write_after_fork():
 
 def test_pagemap_hides_frames_from_nobody(nobody_python):
     code = ("import mmap, ctypes, os\n"
-            "from perflab.procfs import pagemap\n"
-            "from perflab.errors import AccessDenied\n"
+            "from perflab.observe.procfs import pagemap\n"
+            "from perflab.core.errors import AccessDenied\n"
             "b = mmap.mmap(-1, 4096); b[0:1] = b'x'\n"
             "a = ctypes.addressof(ctypes.c_char.from_buffer(b))\n"
             "e = pagemap.read_pagemap(os.getpid(), a)[0]\n"
@@ -462,7 +462,7 @@ def test_read_pagemap_of_missing_process():
 
 
 def test_access_denied_is_environment_refused():
-    from perflab.errors import EnvironmentRefused
+    from perflab.core.errors import EnvironmentRefused
 
     assert issubclass(AccessDenied, EnvironmentRefused) and issubclass(NoSuchProcess, EnvironmentRefused)
     assert AccessDenied("x").exit_code == 1 and NoSuchProcess("y").exit_code == 1
@@ -488,7 +488,7 @@ def _value_or_die(parent: int, how: str):
 
 
 def test_forked_returns_value_error_or_falls_back():
-    from perflab.procfs.forked import Forked
+    from perflab.observe.procfs.forked import Forked
 
     me = os.getpid()
     assert Forked(_value_or_die, me, "ok").result()["pid"] != me  # computed in the child

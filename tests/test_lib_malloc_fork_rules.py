@@ -8,10 +8,10 @@ import random
 import pytest
 
 from conftest import synthetic
-from perflab import registry
+from perflab.engine import registry
 from perflab.claims import fork, lib, malloc
-from perflab.model import Outcome, Series
-from perflab.verdict import exact_rule
+from perflab.core.model import Outcome, Series
+from perflab.decide.rules import exact_rule
 
 CONF, NBOOT = 0.975, 400
 

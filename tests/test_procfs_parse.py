@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from perflab.procfs import classify, collect, pagemap, parse
-from perflab.procfs.parse import Mapping, ProcParseError
+from perflab.observe.procfs import classify, collect, pagemap, parse
+from perflab.observe.procfs.parse import Mapping, ProcParseError
 
 FIX = Path(__file__).resolve().parent / "fixtures" / "proc"
 FILES = FIX / "files"

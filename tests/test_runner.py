@@ -9,10 +9,10 @@ import random
 import pytest
 
 from conftest import claim
-from perflab import runner
-from perflab.claim import Settings
-from perflab.errors import KernelFailed, KernelUnsupported
-from perflab.model import BUDGETS, Outcome
+from perflab.engine import runner
+from perflab.core.claim import Settings
+from perflab.core.errors import KernelFailed, KernelUnsupported
+from perflab.core.model import BUDGETS, Outcome
 
 HOST = {"rlimit_nofile": {"soft": 20000, "hard": 20000}}
 
@@ -159,9 +159,9 @@ def test_budgets_split_alpha_over_their_looks(budget):
 
 
 # --- structural claims: exact checks
-from perflab.claim import Check, Checked, Claim  # noqa: E402
-from perflab.errors import ClaimSkipped  # noqa: E402
-from perflab.model import Control  # noqa: E402
+from perflab.core.claim import Check, Checked, Claim  # noqa: E402
+from perflab.core.errors import ClaimSkipped  # noqa: E402
+from perflab.core.model import Control  # noqa: E402
 
 
 def structural(result):
@@ -242,7 +242,7 @@ def test_io_claims_skip_on_a_low_descriptor_limit_naming_the_fix():
                                      ("20000000", False)])
 def test_max_fds_is_0_or_a_sweep_long_enough(text, ok):
     from perflab.claims import io
-    from perflab.errors import UsageError
+    from perflab.core.errors import UsageError
 
     if ok:
         assert io.MAX_FDS.parse(text) == int(text)

@@ -1,4 +1,4 @@
-"""Tests for perflab.stats on realistic synthetic series.
+"""Tests for perflab.decide.stats on realistic synthetic series.
 
 Series have a fixed overhead, multiplicative lognormal noise and occasional x3
 outliers, like timings of fresh processes. All randomness is seeded.
@@ -12,8 +12,8 @@ import time
 
 import pytest
 
-from perflab import stats
-from perflab.stats import (
+from perflab.decide import stats
+from perflab.decide.stats import (
     AffineFit,
     Equivalence,
     Estimate,

@@ -8,9 +8,9 @@ import sqlite3
 
 import pytest
 
-from perflab.errors import EnvironmentRefused, UsageError
-from perflab.store import Store, default_path
-from perflab.store.schema import MIGRATIONS, SCHEMA_VERSION
+from perflab.core.errors import EnvironmentRefused, UsageError
+from perflab.results.store import Store, default_path
+from perflab.results.store.schema import MIGRATIONS, SCHEMA_VERSION
 
 RECORD = {"claim": "io.poll-linear", "outcome": "supported", "summary": "s", "source_hash": "abc",
           "duration_s": 1.5, "decision": {"quantity": "q", "value": 1.02, "ci": [0.98, 1.07]}}

@@ -11,11 +11,12 @@ import random
 import pytest
 
 from conftest import CONF, NBOOT, claim, decide_points, point, synthetic
-from perflab import runner, verdict
+from perflab.engine import runner
+from perflab.decide import rules
 from perflab.claims import clone, space, task
-from perflab.model import Outcome
-from perflab.trace import clone_flags
-from perflab.trace.result import from_record
+from perflab.core.model import Outcome
+from perflab.observe.trace import clone_flags
+from perflab.observe.trace.result import from_record
 from trace_records import FORK, THREAD, record as trace_record, clone as trace_clone
 
 decide = decide_points
@@ -23,7 +24,7 @@ decide = decide_points
 
 def outcome(checked):
     """What the runner makes of a structural claim's Checked (exact rule + controls)."""
-    return runner.final_outcome(verdict.exact_rule(checked.checks), checked.controls)[0]
+    return runner.final_outcome(rules.exact_rule(checked.checks), checked.controls)[0]
 
 
 # ---- task.thread-cheaper: fork / thread >= 1.5 supported, <= 1.1 refuted --------------------
@@ -77,7 +78,7 @@ def test_flag_decoding_of_glibc_calls():
 def traced(clones, mechanism="bpf", markers=2, control_ok=True):
     from dataclasses import replace
 
-    from perflab.trace.result import ControlReport
+    from perflab.observe.trace.result import ControlReport
     r = from_record(trace_record(mechanism=mechanism, markers=markers, clones=clones))
     return replace(r, control=ControlReport(mechanism, control_ok, ("x",), () if control_ok else ("x",)))
 

@@ -10,10 +10,10 @@ from dataclasses import replace
 
 import pytest
 
-from perflab.trace import control
-from perflab.trace.counting import choose
-from perflab.trace.errors import MechanismRefused, TraceUnavailable
-from perflab.trace.result import TraceResult, from_record
+from perflab.observe.trace import control
+from perflab.observe.trace.counting import choose
+from perflab.observe.trace.errors import MechanismRefused, TraceUnavailable
+from perflab.observe.trace.result import TraceResult, from_record
 from trace_records import FORK, THREAD, WORKLOAD_STDOUT, clone, record
 
 def result(**kw) -> TraceResult:

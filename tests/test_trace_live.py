@@ -16,11 +16,11 @@ from pathlib import Path
 import pytest
 
 from conftest import SETPRIV, alive
-from perflab import trace
-from perflab.native import kernel_dir
-from perflab.trace import tracefs
-from perflab.trace.cgroup import PREFIX, parent_dir
-from perflab.trace.result import Unavailable
+from perflab.observe import trace
+from perflab.engine.process import kernel_dir
+from perflab.observe.trace import tracefs
+from perflab.observe.trace.cgroup import PREFIX, parent_dir
+from perflab.observe.trace.result import Unavailable
 
 pytestmark = pytest.mark.live
 

@@ -1,17 +1,17 @@
-"""Pure parts of perflab.trace: clone flag decoding, record parsing, mountinfo,
+"""Pure parts of perflab.observe.trace: clone flag decoding, record parsing, mountinfo,
 capability prechecks, the generated syscall table."""
 
 from __future__ import annotations
 
 import pytest
 
-from perflab.trace import clone_flags
-from perflab.trace.cgroup import own_v2_path
-from perflab.trace.errors import MeasurementUnavailable
-from perflab.trace.mechanisms import CAP_BPF, CAP_PERFMON, CAP_SYS_ADMIN, effective_caps, precheck
-from perflab.trace.mounts import mount_points
-from perflab.trace.result import Unavailable, from_record
-from perflab.trace.syscall_table import NAMES, NUMBERS
+from perflab.observe.trace import clone_flags
+from perflab.observe.trace.cgroup import own_v2_path
+from perflab.observe.trace.errors import MeasurementUnavailable
+from perflab.observe.trace.mechanisms import CAP_BPF, CAP_PERFMON, CAP_SYS_ADMIN, effective_caps, precheck
+from perflab.observe.trace.mounts import mount_points
+from perflab.observe.trace.result import Unavailable, from_record
+from perflab.observe.trace.syscall_table import NAMES, NUMBERS
 
 from trace_records import FORK, THREAD, clone, record
 

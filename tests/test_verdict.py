@@ -7,10 +7,11 @@ import random
 import pytest
 
 from conftest import SWEEP, power, synthetic
-from perflab import registry, verdict
-from perflab.verdict import aa_failure
+from perflab.engine import registry
+from perflab.decide import rules
+from perflab.decide.rules import aa_failure
 from perflab.claims import space
-from perflab.model import Outcome, Series
+from perflab.core.model import Outcome, Series
 
 CONF, NBOOT = 0.975, 400
 SEED = int(__import__("os").environ.get("VERDICT_SEED", "7"))
@@ -121,7 +122,7 @@ def _aa(shift: float, n: int = 15, noise: float = 0.03, seed: int = 3):
     rng = random.Random(seed)
     a = [420 * (1 + rng.gauss(0, noise)) for _ in range(n)]
     b = [420 * shift * (1 + rng.gauss(0, noise)) for _ in range(n)]
-    return verdict.aa_control(a, b, random.Random(seed), 1000)
+    return rules.aa_control(a, b, random.Random(seed), 1000)
 
 
 def test_aa_passes_on_equal_sets():
@@ -151,23 +152,23 @@ def test_aa_tolerates_bimodal_processes():
     rng = random.Random(5)
     a = [rng.choice((415, 415, 487)) * (1 + rng.gauss(0, 0.01)) for _ in range(15)]
     b = [rng.choice((415, 415, 487)) * (1 + rng.gauss(0, 0.01)) for _ in range(15)]
-    assert verdict.aa_control(a, b, random.Random(5), 1000).passed
+    assert rules.aa_control(a, b, random.Random(5), 1000).passed
 
 
 def test_all_of_combines_parts():
-    from perflab.model import Decision
+    from perflab.core.model import Decision
 
     def d(o):
         return Decision(o, "q", 1.0, (0.9, 1.1), {})
 
-    assert verdict.all_of([d(Outcome.SUPPORTED), d(Outcome.SUPPORTED)], "q").outcome is Outcome.SUPPORTED
-    assert verdict.all_of([d(Outcome.SUPPORTED), d(Outcome.REFUTED)], "q").outcome is Outcome.REFUTED
-    assert verdict.all_of([d(Outcome.SUPPORTED), d(Outcome.INCONCLUSIVE)], "q").outcome is Outcome.INCONCLUSIVE
+    assert rules.all_of([d(Outcome.SUPPORTED), d(Outcome.SUPPORTED)], "q").outcome is Outcome.SUPPORTED
+    assert rules.all_of([d(Outcome.SUPPORTED), d(Outcome.REFUTED)], "q").outcome is Outcome.REFUTED
+    assert rules.all_of([d(Outcome.SUPPORTED), d(Outcome.INCONCLUSIVE)], "q").outcome is Outcome.INCONCLUSIVE
     a, b = Decision(Outcome.SUPPORTED, "a", 1.0, None, {}, evidence={"x": 1}), d(Outcome.SUPPORTED)
     b.evidence["y"] = 2
-    assert verdict.all_of([a, b], "q").evidence == {"x": 1, "y": 2}
+    assert rules.all_of([a, b], "q").evidence == {"x": 1, "y": 2}
     c = Decision(Outcome.SUPPORTED, "c", 1.0, None, {}, evidence={"x": 3})
-    assert verdict.all_of([a, c], "q").evidence == {"a: x": 1, "c: x": 3}  # nothing overwritten
+    assert rules.all_of([a, c], "q").evidence == {"a: x": 1, "c: x": 3}  # nothing overwritten
 
 
 def test_few_noisy_samples_do_not_decide():

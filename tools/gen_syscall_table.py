@@ -6,7 +6,7 @@ linux-libc-dev, /usr/include/x86_64-linux-gnu/asm/unistd_64.h) and writes the sa
 twice, so that nothing depends on headers at run time:
 
 - src/perflab/kernels/syscall_names.h  (C: the tracer kernel names what it counts)
-- src/perflab/trace/syscall_table.py   (Python: marker names, claims' look-ups)
+- src/perflab/observe/trace/syscall_table.py   (Python: marker names, claims' look-ups)
 
 The installed header can be older than the running kernel (Debian 12 ships 6.1's,
 ending at 450 set_mempolicy_home_node). NEWER lists the later x86_64 numbers, copied from
@@ -27,7 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_HEADER = Path("/usr/include/x86_64-linux-gnu/asm/unistd_64.h")
 C_OUT = ROOT / "src" / "perflab" / "kernels" / "syscall_names.h"
-PY_OUT = ROOT / "src" / "perflab" / "trace" / "syscall_table.py"
+PY_OUT = ROOT / "src" / "perflab" / "observe" / "trace" / "syscall_table.py"
 
 # arch/x86/entry/syscalls/syscall_64.tbl, rows added after Linux 6.1 (uretprobe 6.11,
 # uprobe 6.16 took the free numbers after rseq).

@@ -17,8 +17,8 @@ import time
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator
 
-from perflab import native
-from perflab.errors import KernelFailed, KernelUnsupported
+from perflab.engine import process
+from perflab.core.errors import KernelFailed, KernelUnsupported
 
 START_TIMEOUT_S = 30.0
 
@@ -27,7 +27,7 @@ START_TIMEOUT_S = 30.0
 def subject(argv: list[str], timeout_s: float = START_TIMEOUT_S) -> Iterator[tuple[subprocess.Popen, dict[str, Any]]]:
     """Start a subject kernel (a bare name is a perflab kernel) and yield (process,
     its JSON line); on exit close its stdin and reap it (the group is killed if it hangs)."""
-    cmd = native.resolve(argv)
+    cmd = process.resolve(argv)
     try:
         proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 start_new_session=True)
@@ -38,7 +38,7 @@ def subject(argv: list[str], timeout_s: float = START_TIMEOUT_S) -> Iterator[tup
         if not line:
             proc.wait(timeout=timeout_s)
             err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
-            if proc.returncode == native.EXIT_UNSUPPORTED:
+            if proc.returncode == process.EXIT_UNSUPPORTED:
                 raise KernelUnsupported(err.strip() or f"{argv[0]}: not supported here")
             raise KernelFailed(f"{argv[0]} printed nothing (exit {proc.returncode})", err, proc.returncode)
         try:

@@ -1,4 +1,4 @@
-"""Running a perflab kernel under perflab.trace (claims lib.*, malloc.*): the system
+"""Running a perflab kernel under perflab.observe.trace (claims lib.*, malloc.*): the system
 calls it made between its two trace_marker() calls, and its JSON record."""
 
 from __future__ import annotations
@@ -6,9 +6,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from perflab import trace
-from perflab.errors import ClaimSkipped, KernelFailed, KernelUnsupported
-from perflab.native import kernel_path
+from perflab.observe import trace
+from perflab.core.errors import ClaimSkipped, KernelFailed, KernelUnsupported
+from perflab.engine.process import kernel_path
 
 WATCHED = ("brk", "mmap", "munmap", "mremap")
 

@@ -8,7 +8,7 @@ Kernels: ``chase`` (pointer chase over a working set: CPU caches and DRAM) and
 ``pagecache`` (4 KiB reads from the page cache, after eviction, with O_DIRECT; stat()
 with the dentry cache warm and dropped; a GET from a loopback cache server), plus the
 Python subject for an in-process dict lookup. Test files live in the scratch directory
-($PERFLAB_SCRATCH_DIR, default ~/.cache/perflab; claims/_storage.py).
+($PERFLAB_SCRATCH_DIR, default ~/.cache/perflab; observe/storage.py).
 """
 
 from __future__ import annotations
@@ -19,13 +19,15 @@ from functools import lru_cache
 from statistics import median
 from typing import Any, Mapping
 
-from perflab import host, stats, steps
-from perflab.claim import Claim, SeriesSpec, Settings
+from perflab.observe import host
+from perflab.decide import stats
+from perflab.decide import steps
+from perflab.core.claim import Claim, SeriesSpec, Settings
 from perflab.claims._common import nearest, per_op, timing_args
-from perflab.claims._storage import describe
+from perflab.observe.storage import describe
 from perflab.claims._subjects import python_subject
-from perflab.model import Decision, Outcome, Param, Series
-from perflab.verdict import INF, ratio_rule, region
+from perflab.core.model import Decision, Outcome, Param, Series
+from perflab.decide.rules import INF, ratio_rule, region
 
 KIB, MIB = 1 << 10, 1 << 20
 MIN_SET = 4 * KIB

@@ -5,7 +5,7 @@ function and a separate stack; flags choose what parent and child share: CLONE_F
 CLONE_FS, CLONE_IO, CLONE_VM."
 
 clone.fork-is-clone and clone.thread-flags trace the ``task`` kernel's marked fork() and
-pthread_create() with perflab.trace (docs/trace.md), which runs its own positive control
+pthread_create() with perflab.observe.trace (docs/trace.md), which runs its own positive control
 first; clone.flags-share runs the ``cloneshare`` kernel.
 """
 
@@ -13,11 +13,12 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from perflab import native, trace
-from perflab.claim import Check, Checked, Claim, Settings
-from perflab.errors import ClaimSkipped
-from perflab.model import Control
-from perflab.trace import TraceResult, Unavailable
+from perflab.engine import process
+from perflab.observe import trace
+from perflab.core.claim import Check, Checked, Claim, Settings
+from perflab.core.errors import ClaimSkipped
+from perflab.core.model import Control
+from perflab.observe.trace import TraceResult, Unavailable
 
 THREAD_REQUIRED = ("CLONE_VM", "CLONE_FS", "CLONE_FILES", "CLONE_SIGHAND", "CLONE_THREAD")
 THREAD_ALSO = ("CLONE_SYSVSEM", "CLONE_SETTLS", "CLONE_PARENT_SETTID", "CLONE_CHILD_CLEARTID")
@@ -105,7 +106,7 @@ def thread_checks(result: TraceResult) -> Checked:
 
 
 def _traced(variant: str) -> TraceResult:
-    argv = [str(native.kernel_path("task")), f"--variant={variant}"]
+    argv = [str(process.kernel_path("task")), f"--variant={variant}"]
     try:
         return trace.count(argv, region=trace.MARKER, timeout=TRACE_TIMEOUT_S)
     except trace.TraceUnavailable as exc:
@@ -185,7 +186,7 @@ TRACE_MECHANISM = (
     "CLONE_CHILD_CLEARTID and no exit signal. In the kernel, fork(2), vfork(2), clone(2) and "
     "clone3(2) all end in kernel_clone() -> copy_process() (kernel/fork.c); the flags alone "
     "decide what is shared (clone(2)). The call is traced between two marker system calls "
-    "(perflab.trace, docs/trace.md), so start-up's calls are not in it."
+    "(perflab.observe.trace, docs/trace.md), so start-up's calls are not in it."
 )
 
 CLAIMS = [

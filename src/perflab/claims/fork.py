@@ -16,13 +16,13 @@ import threading
 from statistics import median
 from typing import Any, Mapping, Sequence
 
-from perflab import stats
-from perflab.claim import Check, Checked, Claim, SeriesSpec, Settings
-from perflab.errors import AccessDenied, KernelFailed
-from perflab.model import Control, Decision, Param, Series
-from perflab.native import kernel_path
-from perflab.procfs.pagemap import PAGE_SIZE, shared_frames
-from perflab.verdict import INF, all_of, exponent_rule, ratio_rule, region
+from perflab.decide import stats
+from perflab.core.claim import Check, Checked, Claim, SeriesSpec, Settings
+from perflab.core.errors import AccessDenied, KernelFailed
+from perflab.core.model import Control, Decision, Param, Series
+from perflab.engine.process import kernel_path
+from perflab.observe.procfs.pagemap import PAGE_SIZE, shared_frames
+from perflab.decide.rules import INF, all_of, exponent_rule, ratio_rule, region
 
 # ---------------------------------------------------------------- fork.cow
 

@@ -16,12 +16,12 @@ from __future__ import annotations
 from statistics import median
 from typing import Any, Mapping
 
-from perflab.claim import Check, Checked, Claim, SeriesSpec, Settings
+from perflab.core.claim import Check, Checked, Claim, SeriesSpec, Settings
 from perflab.claims._common import per_op, timing_args
 from perflab.claims._subjects import GoBuild, go_argv, go_subject, python_subject, unavailable
-from perflab.errors import ClaimSkipped, KernelFailed
-from perflab.model import Control, Decision, Param, Series
-from perflab.verdict import INF, ratio_rule, region
+from perflab.core.errors import ClaimSkipped, KernelFailed
+from perflab.core.model import Control, Decision, Param, Series
+from perflab.decide.rules import INF, ratio_rule, region
 
 GREEN_TASKS = 10_000  # CLAIMS.md: 10,000 asyncio tasks, 10,000 goroutines
 THREADS = 1_000  # CLAIMS.md: 1,000 threads

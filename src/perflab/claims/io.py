@@ -15,10 +15,10 @@ from __future__ import annotations
 from statistics import median
 from typing import Any, Mapping
 
-from perflab.claim import Claim, SeriesSpec, Settings
+from perflab.core.claim import Claim, SeriesSpec, Settings
 from perflab.claims._common import log_sweep, nearest, per_op, timing_args
-from perflab.model import Decision, Outcome, Param, Series
-from perflab.verdict import INF, exponent_control, exponent_rule, region
+from perflab.core.model import Decision, Outcome, Param, Series
+from perflab.decide.rules import INF, exponent_control, exponent_rule, region
 
 FD_RESERVE = 16  # stdio, the epoll fd and slack, below the hard RLIMIT_NOFILE
 

@@ -14,10 +14,10 @@ import subprocess
 from statistics import median
 from typing import Any, Mapping
 
-from perflab.claim import Check, Checked, Claim, SeriesSpec, Settings
+from perflab.core.claim import Check, Checked, Claim, SeriesSpec, Settings
 from perflab.claims._traced import summary, traced
-from perflab.model import Control, Decision, Outcome, Param, Series
-from perflab.native import kernel_path
+from perflab.core.model import Control, Decision, Outcome, Param, Series
+from perflab.engine.process import kernel_path
 
 # ---------------------------------------------------------------- lib.malloc-not-syscall
 
@@ -75,7 +75,7 @@ def _check_not_syscall(settings: Settings, measure) -> Checked:
                   "total_per_malloc": ev["region_total"] / pairs, "whole_run": dict(r.syscalls)},
         "empty_baseline": summary(base),
         "never_freed_control": {**summary(leak), "heap_growth_bytes": leak_rec["heap_growth_bytes"]},
-        "counting": f"perflab.trace ({r.mechanism}), calls between the kernel's two trace_marker() calls",
+        "counting": f"perflab.observe.trace ({r.mechanism}), calls between the kernel's two trace_marker() calls",
     }
     return Checked([check], [brk_control(summary(leak)["region"])], evidence, [series])
 
@@ -314,7 +314,7 @@ CLAIMS = [
             "size takes it back, all in user space. The kernel is entered only to get more "
             "address space: brk(2) to grow the main heap (sysmalloc) and mmap(2) for large "
             "blocks or new arenas. A kernel makes a million malloc(64)/write/free pairs "
-            "between two trace markers and perflab.trace counts every system call between "
+            "between two trace markers and perflab.observe.trace counts every system call between "
             "them; a never-freed run of small blocks, which must grow the heap, shows the "
             "same counter does see brk."
         ),

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from perflab.claim import Check, Checked, Claim, Settings
-from perflab.errors import EnvironmentRefused
+from perflab.core.claim import Check, Checked, Claim, Settings
+from perflab.core.errors import EnvironmentRefused
 from perflab.claims._traced import summary, traced
-from perflab.model import Control, Series
-from perflab.native import kernel_path
-from perflab.procfs.parse import parse_maps
+from perflab.core.model import Control, Series
+from perflab.engine.process import kernel_path
+from perflab.observe.procfs.parse import parse_maps
 
 KIB = 1024
 MIB = 1024 * KIB
@@ -76,7 +76,7 @@ def _check_brk(settings: Settings, measure) -> Checked:
     control = Control("brk-probe", "positive", all(c["brk"] >= 1 for c in cases),
                       {"expected": ">= 1 brk call in every case (the heap did grow)",
                        "brk_calls": [c["brk"] for c in cases]})
-    evidence["counting"] = "perflab.trace between the markers; heap growth from sbrk(0) before and after"
+    evidence["counting"] = "perflab.observe.trace between the markers; heap growth from sbrk(0) before and after"
     return Checked(brk_checks(cases), [control], evidence, [series])
 
 
@@ -312,7 +312,7 @@ CLAIMS = [
             "that), up to DEFAULT_MMAP_THRESHOLD_MAX (32 MiB on 64-bit), unless the program "
             "set M_MMAP_THRESHOLD itself (mp_.no_dyn_threshold). The kernel allocates, writes "
             "and frees sizes from 64 KiB to 64 MiB, once in a fresh process and in repeated "
-            "cycles, and perflab.trace counts mmap and munmap between markers."
+            "cycles, and perflab.observe.trace counts mmap and munmap between markers."
         ),
         kernel="mallocs",
         thresholds={"supported": "every allocation >= 128 KiB made its own mmap and munmap in every case",

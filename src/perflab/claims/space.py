@@ -11,15 +11,15 @@ import re
 from statistics import median
 from typing import Any, Mapping
 
-from perflab.claim import Check, Checked, Claim, SeriesSpec, Settings
+from perflab.core.claim import Check, Checked, Claim, SeriesSpec, Settings
 from perflab.claims import _live
 from perflab.claims._common import per_op, timing_args
-from perflab.errors import AccessDenied, ClaimSkipped, NoSuchProcess
-from perflab.model import Control, Decision, Param, Series
-from perflab.procfs import parse
-from perflab.procfs.read import DEFAULT_PROC_ROOT, ProcDir
-from perflab.procfs.snapshot import collect
-from perflab.verdict import INF, median_rule, region
+from perflab.core.errors import AccessDenied, ClaimSkipped, NoSuchProcess
+from perflab.core.model import Control, Decision, Param, Series
+from perflab.observe.procfs import parse
+from perflab.observe.procfs.read import DEFAULT_PROC_ROOT, ProcDir
+from perflab.observe.procfs.snapshot import collect
+from perflab.decide.rules import INF, median_rule, region
 
 CALLS = Param("calls", 1_000_000, 1_000, 100_000_000, "null system calls per process", unit="calls")
 ROUNDS = 1000  # pipe round trips in the positive control

@@ -15,16 +15,16 @@ import os
 from statistics import median
 from typing import Any, Mapping
 
-from perflab import stats
-from perflab.claim import Check, Checked, Claim, SeriesSpec, Settings
+from perflab.decide import stats
+from perflab.core.claim import Check, Checked, Claim, SeriesSpec, Settings
 from perflab.claims import _live
 from perflab.claims._common import per_op, timing_args
 from perflab.claims.green import _same_cpu_spec, same_cpu_control
-from perflab.errors import AccessDenied, ClaimSkipped
-from perflab.model import Control, Decision, Param, Series
-from perflab.procfs.kcmp import RESOURCES, Kcmp, KcmpUnavailable, NullProbe
-from perflab.procfs.snapshot import collect
-from perflab.verdict import INF, all_of, ratio_rule, region
+from perflab.core.errors import AccessDenied, ClaimSkipped
+from perflab.core.model import Control, Decision, Param, Series
+from perflab.observe.procfs.kcmp import RESOURCES, Kcmp, KcmpUnavailable, NullProbe
+from perflab.observe.procfs.snapshot import collect
+from perflab.decide.rules import INF, all_of, ratio_rule, region
 
 # ---- task.thread-is-task -----------------------------------------------------------------
 SPIN_THREADS = Param("threads", 4, 1, 16, "threads, thread i burning (i+1) units of CPU", unit="threads")

@@ -8,11 +8,11 @@ import sys
 from rich.console import Console
 from rich.table import Table
 
-from perflab import registry
+from perflab.engine import registry
 from perflab.cli.common import add_db, add_json
-from perflab.errors import UsageError
-from perflab.report.terminal import fmt
-from perflab.store import Store
+from perflab.core.errors import UsageError
+from perflab.results.terminal import fmt
+from perflab.results.store import Store
 
 
 def add_parser(sub) -> None:

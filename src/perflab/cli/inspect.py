@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from perflab.procfs import collect
+from perflab.observe.procfs import collect
 
 
 def _pid(text: str) -> int:

@@ -8,7 +8,8 @@ import sys
 from rich.console import Console
 from rich.table import Table
 
-from perflab import host, registry
+from perflab.observe import host
+from perflab.engine import registry
 from perflab.cli.common import add_json
 
 

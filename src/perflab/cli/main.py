@@ -14,7 +14,7 @@ import sys
 
 from perflab import __version__
 from perflab.cli import history, inspect, listing, run, show, trace
-from perflab.errors import PerflabError
+from perflab.core.errors import PerflabError
 
 COMMANDS = (listing, run, show, history, inspect, trace)
 

@@ -14,15 +14,18 @@ import secrets
 import sys
 from typing import Any
 
-from perflab import __version__, host, registry, runner
-from perflab.claim import Claim, Settings
+from perflab import __version__
+from perflab.observe import host
+from perflab.engine import registry
+from perflab.engine import runner
+from perflab.core.claim import Claim, Settings
 from perflab.cli.common import add_db, add_json
-from perflab.errors import PerflabError, UsageError
-from perflab.model import BUDGETS
-from perflab.report import terminal
-from perflab.report.noise import warn_if_noisy
-from perflab.report.record import to_record
-from perflab.store import Store
+from perflab.core.errors import PerflabError, UsageError
+from perflab.core.model import BUDGETS
+from perflab.results import terminal
+from perflab.results.noise import warn_if_noisy
+from perflab.results.record import to_record
+from perflab.results.store import Store
 
 
 def add_parser(sub) -> None:

@@ -6,9 +6,9 @@ import json
 import sys
 
 from perflab.cli.common import add_db, add_json
-from perflab.report import terminal
-from perflab.report.noise import warn_if_noisy
-from perflab.store import Store
+from perflab.results import terminal
+from perflab.results.noise import warn_if_noisy
+from perflab.results.store import Store
 
 
 def add_parser(sub) -> None:

@@ -19,10 +19,10 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
-from perflab import trace
-from perflab.errors import EnvironmentRefused, UsageError
-from perflab.trace.mechanisms import SUMMARY
-from perflab.trace.result import COUNTERS, TraceResult, Unavailable
+from perflab.observe import trace
+from perflab.core.errors import EnvironmentRefused, UsageError
+from perflab.observe.trace.mechanisms import SUMMARY
+from perflab.observe.trace.result import COUNTERS, TraceResult, Unavailable
 
 COUNTER_LABELS = {
     "faults_min": "minor page faults",

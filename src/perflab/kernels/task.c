@@ -12,7 +12,7 @@
  *        (state R) polling stdin until EOF. Not a measurement: a process to look at.
  *   --variant=fork-marked | thread-marked
  *        trace_marker(); one fork() (child _exit(0), waited) or one pthread_create
- *        (+join); trace_marker(). For perflab.trace (clone.fork-is-clone, thread-flags).
+ *        (+join); trace_marker(). For perflab.observe.trace (clone.fork-is-clone, thread-flags).
  *
  * Every timed iteration creates one task and waits for it to be gone (reaped or
  * joined), so nothing accumulates; with --cpu the children inherit the pinning.

@@ -1,7 +1,7 @@
 /* trace_control.c: known workloads for the tracer. Protocol: docs/kernels.md,
  * "trace_control".
  *
- * --variant=control   the positive control (perflab.trace.control): exactly 29
+ * --variant=control   the positive control (perflab.observe.trace.control): exactly 29
  *                     getppid(2) calls, 23 of them between the two marker calls (7 from
  *                     the main thread, 5 from a second thread, 11 from a forked child),
  *                     2 before the first marker and 4 after the second. Primes, so a

@@ -1,5 +1,5 @@
 /* trace_marker.h: the marker call a traced kernel makes around the region it wants
- * counted apart from process start-up and exit (perflab.trace.count(..., region=...),
+ * counted apart from process start-up and exit (perflab.observe.trace.count(..., region=...),
  * `perflab trace --region`). Counting covers the calls made between the first and the
  * second marker call, by every thread and child; the markers themselves are not in it.
  *

@@ -1,0 +1,111 @@
+"""Discovers claims: every module of ``perflab.claims`` plus the ``perflab.claims``
+entry-point group. Importing this module has no side effects; discovery happens on call.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import importlib
+import inspect
+import pkgutil
+from dataclasses import replace
+from functools import lru_cache
+from importlib.metadata import entry_points
+from pathlib import Path
+from types import ModuleType
+
+from perflab.core.claim import Claim
+from perflab.core.errors import PerflabError, UsageError
+
+ENTRY_POINT_GROUP = "perflab.claims"
+
+
+def _claims_of(module: ModuleType) -> list[Claim]:
+    found = getattr(module, "CLAIMS", [])
+    source = inspect.getsourcefile(module) or ""
+    out = []
+    for claim in found:
+        if not isinstance(claim, Claim):
+            raise PerflabError(f"{module.__name__}.CLAIMS holds a {type(claim).__name__}, not a Claim")
+        out.append(_with_source(claim, source))
+    return out
+
+
+def _with_source(claim: Claim, source: str) -> Claim:
+    return replace(claim, source=source)
+
+
+def _builtin_modules() -> list[ModuleType]:
+    import perflab.claims as pkg
+
+    return [
+        importlib.import_module(f"{pkg.__name__}.{info.name}")
+        for info in sorted(pkgutil.iter_modules(pkg.__path__), key=lambda i: i.name)
+        if not info.name.startswith("_")
+    ]
+
+
+def _plugin_modules() -> list[ModuleType]:
+    modules = []
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            obj = ep.load()
+        except Exception as exc:  # a broken third-party plug-in must not hide the others
+            raise PerflabError(f"claim plug-in {ep.name} ({ep.value}) failed to load: {exc}") from None
+        if isinstance(obj, ModuleType):
+            modules.append(obj)
+        else:
+            raise PerflabError(f"claim plug-in {ep.name} must name a module, got {type(obj).__name__}")
+    return modules
+
+
+@lru_cache(maxsize=1)
+def all_claims() -> tuple[Claim, ...]:
+    claims: dict[str, Claim] = {}
+    for module in _builtin_modules() + _plugin_modules():
+        for claim in _claims_of(module):
+            if claim.id in claims:
+                raise PerflabError(f"claim {claim.id} is defined twice ({claims[claim.id].source}, {claim.source})")
+            claims[claim.id] = claim
+    return tuple(claims.values())
+
+
+def topics() -> list[str]:
+    return sorted({c.topic for c in all_claims()})
+
+
+def select(selectors: list[str]) -> list[Claim]:
+    """Topics and claim ids, in the order given, duplicates removed; none = every claim."""
+    claims = all_claims()
+    if not selectors:
+        return list(claims)
+    by_id = {c.id: c for c in claims}
+    chosen: dict[str, Claim] = {}
+    for sel in selectors:
+        if sel in by_id:
+            chosen.setdefault(sel, by_id[sel])
+        elif sel in topics():
+            for c in claims:
+                if c.topic == sel:
+                    chosen.setdefault(c.id, c)
+        else:
+            names = list(by_id) + topics()
+            near = difflib.get_close_matches(sel, names, n=1, cutoff=0.5)
+            hint = f" (did you mean {near[0]}?)" if near else " (see 'perflab list')"
+            raise UsageError(f"unknown claim or topic: {sel}{hint}")
+    return list(chosen.values())
+
+
+def source_hash(claim: Claim) -> str:
+    """Hash of the claim's file and its kernel's C source: results of different
+    definitions are never compared silently (asv's benchmark version)."""
+    digest = hashlib.sha256(claim.id.encode())
+    package = Path(__file__).resolve().parent.parent
+    extra = [package / rel for rel in claim.sources]
+    for path in (Path(claim.source), package / "kernels" / f"{claim.kernel}.c", *extra):
+        try:
+            digest.update(path.read_bytes())
+        except OSError:
+            pass
+    return digest.hexdigest()[:16]

@@ -1,1 +1,0 @@
-"""Views of verdicts: the JSON record (report.record) and the terminal (report.terminal)."""
