@@ -16,7 +16,7 @@ import pytest
 import rich
 
 import perflab
-from perflab.core.model import Series
+from perflab.core.claim import Curve, Evidence
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -32,11 +32,11 @@ def synthetic(
     seed: int = 1,
     x: str | None = "watched_fds",
     unit: str = "ns",
-) -> Series:
+) -> Curve:
     """A realistic measured series: cost(x) with lognormal noise and an occasional slow
     process (1.6x, about the worst per-process outlier seen on this VM)."""
     rng = random.Random(f"{name}:{seed}")
-    s = Series(name, x, unit)
+    s = Curve(name, x, unit)
     k = 0
     for xv in xs:
         for _ in range(n):
@@ -53,21 +53,40 @@ CONF, NBOOT, SEED = 0.975, 400, 7  # a look's confidence at the quick budget; fi
 
 
 def claim(cid: str):
-    """The registered claim with this id."""
-    from perflab.engine import registry
+    """The built-in claim with this id (from its topic's module, as the registry finds it)."""
+    import importlib
 
-    return next(c for c in registry.all_claims() if c.id == cid)
+    module = importlib.import_module(f"perflab.claims.{cid.split('.', 1)[0]}")
+    return next(c for c in module.CLAIMS if c.id == cid)
 
 
-def point(name: str, ns: float, noise: float = 0.04, unit: str = "ns") -> Series:
+def point(name: str, ns: float, noise: float = 0.04, unit: str = "ns") -> Curve:
     """A single-point series: one sample per fresh process, lognormal noise, an outlier."""
     return synthetic(name, (None,), lambda _x: ns, n=8, noise=noise, x=None, unit=unit)
 
 
-def decide_points(cid: str, **medians: float):
+def evidence(*curves: Curve, facts: dict | None = None, conf: float = CONF, n_boot: int = NBOOT,
+             seed: int = SEED) -> Evidence:
+    """What a rule sees: the curves by name, the plan's facts, a look's confidence."""
+    return Evidence({c.name: c for c in curves}, facts or {}, conf, n_boot, random.Random(seed))
+
+
+def decide(cid: str, *curves: Curve, facts: dict | None = None, **kw):
+    """The registered claim's rule on synthetic curves (and the plan's facts)."""
+    c = claim(cid)
+    return c.decide(evidence(*curves, facts=facts, **kw), c.rule)
+
+
+def judge(cid: str, observed: dict):
+    """A structural claim's judge on observations, as the runner calls it (after a JSON
+    round trip, as when a stored record is decided again)."""
+    c = claim(cid)
+    return c.judge(json.loads(json.dumps(observed)), c.rule)
+
+
+def decide_points(cid: str, facts: dict | None = None, **medians: float):
     """The claim's rule on single-point series named by the keywords (_ for -)."""
-    series = {name.replace("_", "-"): point(name.replace("_", "-"), ns) for name, ns in medians.items()}
-    return claim(cid).decide(series, CONF, random.Random(SEED), NBOOT)
+    return decide(cid, *(point(name.replace("_", "-"), ns) for name, ns in medians.items()), facts=facts)
 
 
 def power(a: float, b: float, e: float):
@@ -91,28 +110,30 @@ def cli(*args: str, env: dict | None = None, timeout: float = 300, **kw) -> subp
 PLUGIN_SOURCE = '''
 """Test claims plugged in through the perflab.claims entry-point group."""
 import os
-from perflab.core.claim import Claim, SeriesSpec
-from perflab.core.model import Decision, Outcome
+from perflab.core.claim import Claim, Plan, SeriesSpec
+from perflab.core.record import Decision, Outcome, Reason
+from perflab.core.rule import Region, Rule
 
 SH = "/bin/sh"
+RULE = Rule(quantity="v", short="v", supported=Region(0.5, 1.5), reason="a test plug-in")
 
 
 def _plan(argv, timeout=60.0):
     def plan(settings):
-        return [SeriesSpec(name="s", x=None, unit="ns", xs=(None,), argv=lambda _x: argv,
-                           value=lambda r: r["v"], timeout_s=timeout)]
+        return Plan([SeriesSpec(name="s", x=None, unit="ns", xs=(None,), argv=lambda _x: argv,
+                                value=lambda r: r["v"], timeout_s=timeout)])
     return plan
 
 
-def _decide(series, conf, rng, n_boot):
-    vals = series["s"].points.get(None, [])
+def _decide(ev, rule):
+    vals = ev.series["s"].points.get(None, [])
     return Decision(Outcome.SUPPORTED if vals else Outcome.INCONCLUSIVE, "v", vals[0] if vals else None,
-                    None, {"supported": "any value"})
+                    None, rule.thresholds(), inconclusive=None if vals else Reason.NOISY)
 
 
 def claim(cid, argv, timeout=60.0):
     return Claim(id=cid, statement=cid, seed_point="test", mechanism="test plug-in", kernel="none",
-                 thresholds={}, plan=_plan(argv, timeout), decide=_decide)
+                 rule=RULE, plan=_plan(argv, timeout), decide=_decide)
 
 
 PIDFILE = os.environ.get("FAKE_PIDFILE", "/dev/null")
@@ -155,7 +176,7 @@ def alive(pid: int) -> bool:
 
 
 def _run(db, budget: str, seed: int, selectors=()) -> dict:
-    p = cli("run", *selectors, "--budget", budget, "--json", "--seed", str(seed), "--db", str(db), timeout=900)
+    p = cli("run", *selectors, "--budget", budget, "--json", "--samples", "--seed", str(seed), "--db", str(db), timeout=900)
     assert p.returncode == 0, p.stderr
     return {r["claim"]: r for r in map(json.loads, p.stdout.splitlines())}
 

@@ -1,13 +1,14 @@
 """cache.* decision rules both ways (and the middle) on synthetic data; the step detector
 on synthetic latency curves of machines unlike this one (48 KiB / 2 MiB / 96 MiB caches),
 one with a missing step; the scratch-directory and device descriptions; the kernels'
-refusals (tmpfs, no opt-in) and their clean-up, which start a kernel but measure nothing."""
+refusals (tmpfs, no opt-in) and their clean-up, which start a kernel but measure nothing.
+What the plans find on the host (sysfs cache sizes, the scratch device, a listening cache
+server) reaches the rules as facts: the tests pass facts, never patch the host."""
 
 from __future__ import annotations
 
 import math
 import os
-import random
 import signal
 import subprocess
 import time
@@ -15,19 +16,20 @@ from pathlib import Path
 
 import pytest
 
-from conftest import claim, synthetic
-from perflab.engine import process
-from perflab.engine import runner
-from perflab.decide import steps
+from conftest import claim, decide, synthetic
+from perflab.claims import _cache_ladder, cache
 from perflab.core.claim import Settings
-from perflab.claims import cache
+from perflab.core.params import BUDGETS
+from perflab.core.record import Outcome, Reason
+from perflab.decide import steps
+from perflab.engine import process, runner
 from perflab.observe import storage
-from perflab.core.model import BUDGETS, Outcome
 
-CONF, NBOOT = 0.975, 400
-SEED = 7
 KIB, MIB = 1 << 10, 1 << 20
 XS = cache.chase_sizes(512 * MIB)
+_STEPS = claim("cache.cpu-ladder").rule.part("steps")
+PLATEAU = {"flat": _STEPS["flat"], "min_points": int(_STEPS["min_points"])}
+STEP = {**PLATEAU, "min_rise": _STEPS["step_rise"]}
 OTHER_MACHINE = [("L1d", 48 * KIB), ("L2", 2 * MIB), ("L3", 96 * MIB)]
 SYSFS_OTHER = [{"level": 1, "type": "Data", "size": "48K"}, {"level": 1, "type": "Instruction", "size": "32K"},
                {"level": 2, "type": "Unified", "size": "2048K"}, {"level": 3, "type": "Unified", "size": "98304K"}]
@@ -54,14 +56,19 @@ def chase(cost, noise=0.04, n=5, seed=1):
 
 
 def ladder_decide(series, caches=SYSFS_OTHER):
-    return cache.cpu_ladder_decide({"chase": series}, CONF, random.Random(SEED), NBOOT, caches=caches)
+    return decide("cache.cpu-ladder", series, facts={"caches": caches})
+
+
+def settings(params=None, host=None):
+    return Settings(params=params or {}, budget=BUDGETS["quick"], seed=1, cpu=-1,
+                    host={"caches": SYSFS_OTHER} if host is None else host)
 
 
 # --- the step detector (pure) ---------------------------------------------------------------
 def test_three_steps_where_the_caches_overflow():
     lat = hierarchy(OTHER_MACHINE, [1.2, 4.5, 14.0, 110.0])
     curve = {x: lat(x) for x in XS}
-    found = steps.detect_steps(curve)
+    found = steps.detect_steps(curve, **STEP)
     assert len(found) == 3
     rows = steps.match_levels(found, OTHER_MACHINE)
     assert [r["step_found"] for r in rows] == [True, True, True]
@@ -74,7 +81,7 @@ def test_a_missing_level_gives_a_missing_step():
     """sysfs reports an L2 of 2 MiB, but the curve has no step there (an exclusive or
     absent level, or one the VM cannot use): two steps, and the evidence says where."""
     lat = hierarchy([OTHER_MACHINE[0], OTHER_MACHINE[2]], [1.2, 14.0, 110.0])
-    found = steps.detect_steps({x: lat(x) for x in XS})
+    found = steps.detect_steps({x: lat(x) for x in XS}, **STEP)
     assert len(found) == 2
     rows = steps.match_levels(found, OTHER_MACHINE)
     assert [r["step_found"] for r in rows] == [True, False, True]
@@ -83,16 +90,16 @@ def test_a_missing_level_gives_a_missing_step():
 def test_noise_bump_and_smooth_ramp_are_not_steps():
     flat = {x: 5.0 for x in XS}
     flat[XS[10]] = 9.0  # one slow point inside a plateau
-    assert steps.detect_steps(flat) == []
+    assert steps.detect_steps(flat, **STEP) == []
     ramp = {x: x ** 0.25 for x in XS}  # rises everywhere: a creep, no distinct step
-    assert steps.detect_steps(ramp) == []
-    assert all(t.rise < 1.5 for t in steps.transitions(ramp))
-    assert max(p.xs[-1] / p.xs[0] for p in steps.plateaus(ramp)) <= 2  # no long plateau
+    assert steps.detect_steps(ramp, **STEP) == []
+    assert all(t.rise < STEP['min_rise'] for t in steps.transitions(ramp, **PLATEAU))
+    assert max(p.xs[-1] / p.xs[0] for p in steps.plateaus(ramp, **PLATEAU)) <= 2  # no long plateau
 
 
 def test_small_rises_are_transitions_but_not_steps():
     curve = {x: (1.0 if x < 64 * KIB else 1.3) for x in XS}
-    assert len(steps.transitions(curve)) == 1 and steps.detect_steps(curve) == []
+    assert len(steps.transitions(curve, **PLATEAU)) == 1 and steps.detect_steps(curve, **STEP) == []
 
 
 @pytest.mark.parametrize("text,value", [("32K", 32 * KIB), ("1024K", MIB), ("32768K", 32 * MIB), ("2M", 2 * MIB),
@@ -107,28 +114,55 @@ def test_cache_levels_leave_out_instruction_caches():
 
 
 # --- cache.cpu-ladder: >= 3 steps of 1.5x and DRAM >= 10 L1 supported; no step or < 3x refuted ---
+CPU_LADDER = claim("cache.cpu-ladder").rule
+MIN_STEPS = CPU_LADDER.part("steps").supported.lo
+DRAM_L1 = CPU_LADDER.part("DRAM / L1")
+
+
 def test_cpu_ladder_supported_with_levels_in_place():
     d = ladder_decide(chase(hierarchy(OTHER_MACHINE, [1.2, 4.5, 14.0, 110.0])))
-    assert d.outcome is Outcome.SUPPORTED, d
+    assert d.outcome is Outcome.SUPPORTED and d.inconclusive is None, d
     ev = d.evidence
-    assert ev["steps_counted"] == 3
+    assert ev["steps_counted"] == MIN_STEPS == 3
     assert [r["step_found"] for r in ev["levels (sysfs, cpu0)"]] == [True, True, True]
-    assert 80 < d.value < 100 and d.ci[0] >= 10
+    assert 80 < d.value < 100 and d.ci[0] >= DRAM_L1.supported.lo
+    assert all(s["rise_ci"][0] >= CPU_LADDER.part("steps")["step_rise"] for s in ev["steps"] if s["counted"])
+    assert d.thresholds["supported"] == CPU_LADDER.thresholds()["supported"]
+    assert d.rule_version == CPU_LADDER.version
 
 
 def test_cpu_ladder_missing_step_is_inconclusive():
     d = ladder_decide(chase(hierarchy([OTHER_MACHINE[0], OTHER_MACHINE[2]], [1.2, 14.0, 110.0])))
     assert d.outcome is Outcome.INCONCLUSIVE, d
+    # two clear steps, none in doubt: more samples would not make a third (between)
+    assert d.inconclusive is Reason.BETWEEN
     assert d.evidence["steps_counted"] == 2
     assert [r["step_found"] for r in d.evidence["levels (sysfs, cpu0)"]] == [True, False, True]
     assert "L2 2 MiB: no step" in d.reason
+
+
+def test_cpu_ladder_levels_come_from_the_plans_facts():
+    """Where the steps sit against the cache sizes is read from the facts (sysfs as the
+    plan found it), not from this machine's sysfs; no facts: no levels, same verdict."""
+    curve = chase(hierarchy(OTHER_MACHINE, [1.2, 4.5, 14.0, 110.0]))
+    bare = ladder_decide(curve, caches=[])
+    assert bare.evidence["levels (sysfs, cpu0)"] == [] and bare.outcome is Outcome.SUPPORTED
+    plan = claim("cache.cpu-ladder").plan(settings())
+    assert plan.facts == {"caches": SYSFS_OTHER}
+    assert [s.name for s in plan.series] == ["chase"] and plan.series[0].xs == XS
 
 
 def test_cpu_ladder_three_small_steps_but_dram_close_to_l1_is_inconclusive():
     # 3 steps of 2x: DRAM / L1 = 8, between 3 and 10
     d = ladder_decide(chase(hierarchy(OTHER_MACHINE, [2.0, 4.0, 8.0, 16.0]), noise=0.02))
     assert d.evidence["steps_counted"] == 3
-    assert d.outcome is Outcome.INCONCLUSIVE, d
+    assert DRAM_L1.refuted.hi < d.ci[0] and d.ci[1] < DRAM_L1.supported.lo
+    assert d.outcome is Outcome.INCONCLUSIVE and d.inconclusive is Reason.BETWEEN, d
+
+
+def test_cpu_ladder_with_too_few_working_sets_is_unmeasurable():
+    d = ladder_decide(synthetic("chase", (4 * KIB,), lambda _x: 1.2, x="working_set_bytes"))
+    assert d.outcome is Outcome.INCONCLUSIVE and d.inconclusive is Reason.NOISY and d.value is None
 
 
 @pytest.mark.parametrize(
@@ -166,46 +200,64 @@ def one(name, ns):
 
 
 @pytest.mark.parametrize(
-    "cold,expected",
-    [(90_000.0, Outcome.SUPPORTED), (12_000.0, Outcome.SUPPORTED), (5_000.0, Outcome.INCONCLUSIVE),
-     (2_500.0, Outcome.REFUTED), (900.0, Outcome.REFUTED)],
+    "cold,expected,reason",
+    [(90_000.0, Outcome.SUPPORTED, None), (12_000.0, Outcome.SUPPORTED, None),
+     (5_000.0, Outcome.INCONCLUSIVE, Reason.BETWEEN), (2_500.0, Outcome.REFUTED, None),
+     (900.0, Outcome.REFUTED, None)],
 )
-def test_page_cache_rule(cold, expected):
+def test_page_cache_rule(cold, expected, reason):
     storage = {"scratch_dir": "/x", "device": "vda", "virtual": "virtio", "note": "vda is virtual (virtio): ..."}
-    series = {"cached": one("cached", 1000.0), "cold": one("cold", cold), "direct": one("direct", 60_000.0)}
-    d = cache.page_cache_decide(series, CONF, random.Random(SEED), NBOOT, storage=storage)
-    assert d.outcome is expected, d
+    d = decide("cache.page-cache", one("cached", 1000.0), one("cold", cold), one("direct", 60_000.0),
+               facts={"storage": storage})
+    assert d.outcome is expected and d.inconclusive is reason, d
     assert d.evidence["storage"]["virtual"] == "virtio" and "virtual" in d.reason
     assert d.evidence["O_DIRECT / cached"] == pytest.approx(60, rel=0.1)
 
 
+def test_page_cache_plan_describes_the_storage(monkeypatch):
+    """The scratch device is described by the plan (statfs, sysfs) and stored as a fact;
+    the rule only reads it."""
+    found = {"scratch_dir": "/x", "device": "nvme0n1", "virtual": None, "hypervisor": None}
+    monkeypatch.setattr(cache, "describe", lambda: found)
+    plan = claim("cache.page-cache").plan(settings())
+    assert plan.facts == {"storage": found} and [s.name for s in plan.series] == ["cached", "cold", "direct"]
+    d = decide("cache.page-cache", one("cached", 1000.0), one("cold", 90_000.0), facts=plan.facts)
+    assert d.outcome is Outcome.SUPPORTED and d.evidence["storage"]["device"] == "nvme0n1"
+    assert "O_DIRECT / cached" not in d.evidence  # no direct reads: no ratio
+
+
 # --- cache.dentry: cold / cached >= 5 supported, <= 1.5 refuted ------------------------------------
-@pytest.mark.parametrize("cold,expected", [(30_000.0, Outcome.SUPPORTED), (10_000.0, Outcome.SUPPORTED),
-                                           (4_500.0, Outcome.INCONCLUSIVE), (2_000.0, Outcome.REFUTED)])
-def test_dentry_rule(cold, expected):
-    series = {"cached": one("cached", 1500.0), "cold": one("cold", cold)}
-    d = claim("cache.dentry").decide(series, CONF, random.Random(SEED), NBOOT)
-    assert d.outcome is expected, d
+@pytest.mark.parametrize("cold,expected,reason", [
+    (30_000.0, Outcome.SUPPORTED, None), (10_000.0, Outcome.SUPPORTED, None),
+    (4_500.0, Outcome.INCONCLUSIVE, Reason.BETWEEN), (2_000.0, Outcome.REFUTED, None)])
+def test_dentry_rule(cold, expected, reason):
+    d = decide("cache.dentry", one("cached", 1500.0), one("cold", cold))
+    assert d.outcome is expected and d.inconclusive is reason, d
 
 
 # --- cache.ladder: in order, each >= 1.5x the previous supported; any inversion beyond CI refuted ---
 LAYERS = {"L1": 1.1, "L2": 4.0, "L3": 14.0, "DRAM": 120.0, "page-cache-hit": 600.0, "device": 60_000.0}
 
 
-def ladder(**override):
+NO_SERVER = {"caches": SYSFS_OTHER, "cache_server": None}
+MEMCACHED = {"caches": SYSFS_OTHER, "cache_server": {"port": 11211, "name": "memcached"}}
+
+
+def ladder(facts=None, **override):
     values = {**LAYERS, **override}
-    series = {k: one(k, v) for k, v in values.items() if v is not None}
-    series["dict-lookup"] = one("dict-lookup", 20.0)
-    return cache.ladder_decide(series, CONF, random.Random(SEED), NBOOT, notes={"cache-server": "none running"})
+    curves = [one(k, v) for k, v in values.items() if v is not None]
+    server = facts if facts is not None else (MEMCACHED if "cache-server" in values else NO_SERVER)
+    return decide("cache.ladder", *curves, one("dict-lookup", 20.0), facts=server)
 
 
 def test_ladder_supported_and_tabled():
     d = ladder()
-    assert d.outcome is Outcome.SUPPORTED, d
+    assert d.outcome is Outcome.SUPPORTED and d.inconclusive is None, d
     table = {r["layer"]: r for r in d.evidence["table"]}
     assert table["L2"]["factor_over_previous"]["previous"] == "L1"
     assert table["device"]["factor_over_previous"]["value"] == pytest.approx(100, rel=0.1)
-    assert table["cache-server"]["not measured"] == "none running"
+    assert table["cache-server"]["not measured"] == _cache_ladder.server_note(None)
+    assert "no memcached on 127.0.0.1:11211" in table["cache-server"]["not measured"]
     assert "outside the order" in table["dict-lookup"] and "factor_over_previous" not in table["dict-lookup"]
     assert d.value == pytest.approx(3.4, rel=0.1)  # the smallest factor: L3 / L2 ... or L2 / L1 3.6
 
@@ -215,6 +267,19 @@ def test_ladder_with_a_cache_server_row():
     table = [r["layer"] for r in d.evidence["table"] if "factor_over_previous" in r]
     assert table == ["L2", "L3", "DRAM", "page-cache-hit", "cache-server", "device"]
     assert d.outcome is Outcome.SUPPORTED
+    row = next(r for r in d.evidence["table"] if r["layer"] == "cache-server")
+    assert row["what"] == "4 KiB GET from memcached on 127.0.0.1:11211 (TCP loopback)"
+
+
+def test_ladder_rows_say_what_they_measure_from_the_facts():
+    rows = {row: why for row, (_x, why) in cache.level_points(SYSFS_OTHER, XS).items()}
+    d = ladder(facts={**NO_SERVER, "rows": rows})
+    what = {r["layer"]: r.get("what") for r in d.evidence["table"]}
+    assert "inside L2 (2 MiB)" in what["L2"] and "max_mib" in what["DRAM"]
+    # a host whose sysfs reports no L2 nor L3: those rows say why they are missing
+    d = ladder(facts={"caches": SYSFS_OTHER[:1], "cache_server": None}, L2=None, L3=None)
+    table = {r["layer"]: r for r in d.evidence["table"]}
+    assert table["L2"]["not measured"] == table["L3"]["not measured"] == "sysfs reports no such cache level"
 
 
 @pytest.mark.parametrize("override", [{"device": 400.0}, {"cache-server": 90_000.0}, {"L3": 3.0}])
@@ -224,10 +289,32 @@ def test_ladder_refuted_on_an_inversion(override):
     assert "inverted" in d.reason
 
 
-@pytest.mark.parametrize("override", [{"L3": 5.0}, {"cache-server": 65_000.0}])
-def test_ladder_inconclusive_when_a_step_is_small(override):
-    d = ladder(**override)  # 1.25x and 1.08x: in order, but not 1.5x apart
-    assert d.outcome is Outcome.INCONCLUSIVE, d
+@pytest.mark.parametrize("override,reason", [({"L3": 5.0}, Reason.BETWEEN), ({"cache-server": 65_000.0}, Reason.NOISY)])
+def test_ladder_inconclusive_when_a_step_is_small(override, reason):
+    d = ladder(**override)  # 1.25x: in order, but not 1.5x apart; 0.92x: inverted, but within its CI
+    assert d.outcome is Outcome.INCONCLUSIVE and d.inconclusive is reason, d
+
+
+def test_ladder_with_one_layer_is_unmeasurable():
+    d = decide("cache.ladder", one("L1", 1.1), facts=NO_SERVER)
+    assert d.outcome is Outcome.INCONCLUSIVE and d.inconclusive is Reason.NOISY
+    assert d.evidence["table"][0]["layer"] == "L1"
+
+
+def test_ladder_plan_looks_for_the_cache_server(monkeypatch):
+    """The loopback server is found by the plan (a connect), never by the rule."""
+    c = claim("cache.ladder")
+    monkeypatch.setattr(cache, "cache_server", lambda: None)
+    plan = c.plan(settings())
+    names = [s.name for s in plan.series]
+    assert names == ["L1", "L2", "L3", "DRAM", "page-cache-hit", "device", "dict-lookup"]
+    assert plan.facts["cache_server"] is None and plan.facts["caches"] == SYSFS_OTHER
+    assert set(plan.facts["rows"]) == {"L1", "L2", "L3", "DRAM"}
+    monkeypatch.setattr(cache, "cache_server", lambda: (6379, "redis"))
+    plan = c.plan(settings())
+    spec = next(s for s in plan.series if s.name == "cache-server")
+    assert "--variant=redis-get" in spec.argv(None) and "--port=6379" in spec.argv(None)
+    assert plan.facts["cache_server"] == {"port": 6379, "name": "redis"}
 
 
 # --- storage: scratch directory and backing device ------------------------------------------------
@@ -334,8 +421,7 @@ def test_a_scratch_dir_that_does_not_exist_is_refused_not_created(tmp_path):
 
 def test_dentry_without_opt_in_is_skipped_naming_the_flag(monkeypatch, tmp_path):
     monkeypatch.setenv("PERFLAB_SCRATCH_DIR", str(tmp_path))
-    s = Settings(params={"allow_drop_caches": 0}, budget=BUDGETS["quick"], seed=1, cpu=-1, host={})
-    v = runner.run_claim(claim("cache.dentry"), s)
+    v = runner.run_claim(claim("cache.dentry"), settings({"allow_drop_caches": 0}, host={}))
     assert v.outcome is Outcome.SKIPPED, v.summary
     assert "--param allow_drop_caches=1" in v.summary
     assert not list(tmp_path.glob("perflab-dentry-*"))

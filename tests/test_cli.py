@@ -179,7 +179,7 @@ def test_a_hung_kernel_times_out_and_its_group_is_killed(db, plugin):
     assert not alive(pid)
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT])
 def test_killing_a_run_mid_experiment_leaves_no_descendant(db, plugin, sig):
     env = {**os.environ, **plugin["env"]}
     # A shell's background job starts with SIGINT ignored, and Python then leaves it
@@ -202,8 +202,8 @@ def test_killing_a_run_mid_experiment_leaves_no_descendant(db, plugin, sig):
     # what finished before the interrupt is kept, and the run is marked as interrupted
     s = Store(db)
     run_id = s.resolve_run("last")
-    assert [r["claim"] for r in s.results(run_id)] == ["fake.ok"]
-    assert s.run_info(run_id)["status"] == "interrupted"
+    assert [v.claim for v in s.verdicts(run_id)] == ["fake.ok"]
+    assert s.run_info(run_id).status == "interrupted"
 
 
 def test_a_database_that_fills_up_mid_run_loses_no_verdict(db, monkeypatch, capsys):
@@ -212,17 +212,17 @@ def test_a_database_that_fills_up_mid_run_loses_no_verdict(db, monkeypatch, caps
     from perflab.cli import main as cli_main
     from perflab.core.errors import EnvironmentRefused
 
-    real = Store.save_result
+    real = Store.save_verdict
     calls = []
 
-    def save_result(self, run_id, record, samples):
-        calls.append(record["claim"])
+    def save_verdict(self, run_id, verdict):
+        calls.append(verdict.claim)
         if len(calls) == 2:
             raise EnvironmentRefused(f"cannot write to database {self.path}: database or disk is full")
-        return real(self, run_id, record, samples)
+        return real(self, run_id, verdict)
 
-    monkeypatch.setattr(Store, "save_result", save_result)
-    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    monkeypatch.setattr(Store, "save_verdict", save_verdict)
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)}
     try:
         code = cli_main.main(["run", "space.kthread-no-user", "task.thread-is-task", "--json", "--db", str(db)])
     finally:  # main() installs its own; give pytest its own back
@@ -233,8 +233,8 @@ def test_a_database_that_fills_up_mid_run_loses_no_verdict(db, monkeypatch, caps
     assert [json.loads(line)["claim"] for line in out.splitlines()] == ["space.kthread-no-user", "task.thread-is-task"]
     s = Store(db)
     run_id = s.resolve_run("last")
-    assert s.run_info(run_id)["status"] == "failed"
-    assert [r["claim"] for r in s.results(run_id)] == ["space.kthread-no-user"]
+    assert s.run_info(run_id).status == "failed"
+    assert [v.claim for v in s.verdicts(run_id)] == ["space.kthread-no-user"]
 
 
 def test_a_closed_stdout_stops_the_run_with_status_1(db, plugin):
@@ -245,8 +245,8 @@ def test_a_closed_stdout_stops_the_run_with_status_1(db, plugin):
     assert p.returncode == 1 and "broken pipe" in p.stderr and "Traceback" not in p.stderr, p.stderr
     s = Store(db)  # the verdict the reader never saw is stored; the run stopped there
     run_id = s.resolve_run("last")
-    assert [r["claim"] for r in s.results(run_id)] == ["fake.ok"]
-    assert s.run_info(run_id)["status"] == "interrupted"
+    assert [v.claim for v in s.verdicts(run_id)] == ["fake.ok"]
+    assert s.run_info(run_id).status == "interrupted"
 
 
 def test_a_failed_trace_leaves_an_earlier_report_alone(tmp_path):
@@ -285,4 +285,68 @@ def test_a_hung_up_terminal_still_ends_the_run_as_interrupted(db, plugin):
     time.sleep(0.2)
     assert not alive(grandchild)
     s = Store(db)
-    assert s.run_info(s.resolve_run("last"))["status"] == "interrupted"
+    assert s.run_info(s.resolve_run("last")).status == "interrupted"
+
+
+def test_a_run_killed_outright_is_shown_abandoned(db, plugin):
+    """kill -9 leaves the run 'running' in the database; the next command that opens it
+    sees the run's process is gone: history and show say 'abandoned' (read-only: without
+    writing it), and the next writer records it."""
+    env = {**os.environ, **plugin["env"]}
+    proc = subprocess.Popen([sys.executable, "-m", "perflab", "run", "fake.ok", "fake.hang", "--db", str(db)],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while not (plugin["pidfile"].exists() and plugin["pidfile"].read_text().strip()):
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.05)
+    grandchild = int(plugin["pidfile"].read_text().split()[0])
+    proc.kill()
+    proc.wait()
+    deadline = time.monotonic() + 10
+    while alive(grandchild):  # PR_SET_PDEATHSIG (launch) kills the kernel's shell with perflab
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    conn = sqlite3.connect(db)
+    assert conn.execute("SELECT status FROM runs").fetchone()[0] == "running"
+    conn.close()
+    runs = [json.loads(line) for line in cli("history", "--json", "--db", str(db)).stdout.splitlines()]
+    assert [r["status"] for r in runs] == ["abandoned"]
+    hist = [json.loads(line) for line in cli("history", "fake.ok", "--json", "--db", str(db), env=plugin["env"]).stdout.splitlines()]
+    assert hist[0]["status"] == "abandoned" and hist[0]["outcome"] == "supported"
+    assert "abandoned" in cli("show", "--db", str(db)).stderr
+    Store(db).close()  # a writer marks it for good
+    conn = sqlite3.connect(db)
+    assert conn.execute("SELECT status FROM runs").fetchone()[0] == "abandoned"
+
+
+def test_a_running_run_is_not_abandoned(db, plugin):
+    env = {**os.environ, **plugin["env"]}
+    proc = subprocess.Popen([sys.executable, "-m", "perflab", "run", "fake.hang", "--db", str(db)],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while not (plugin["pidfile"].exists() and plugin["pidfile"].read_text().strip()):
+            assert time.monotonic() < deadline and proc.poll() is None
+            time.sleep(0.05)
+        Store(db).close()
+        runs = [json.loads(line) for line in cli("history", "--json", "--db", str(db)).stdout.splitlines()]
+        assert [r["status"] for r in runs] == ["running"]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+
+
+def test_json_lines_validate_against_the_shipped_schema(db, plugin):
+    jsonschema = pytest.importorskip("jsonschema")
+    schema = json.loads(cli("schema").stdout)
+    jsonschema.Draft202012Validator.check_schema(schema)
+    p = cli("run", "fake.crash", "fake.ok", "fake.unsupported", "--json", "--samples", "--db", str(db),
+            env=plugin["env"])
+    lines = [json.loads(line) for line in p.stdout.splitlines()]
+    shown = [json.loads(line) for line in cli("show", "--json", "--db", str(db)).stdout.splitlines()]
+    for rec in lines + shown:
+        jsonschema.validate(rec, schema)
+        assert rec["schema_version"] == 2
+    ok = next(r for r in lines if r["claim"] == "fake.ok")
+    assert ok["series"][0]["points"][0]["samples"] and ok["samples"][0]["record"] == {"v": 1.0}
+    assert "samples" not in shown[1]["series"][0]["points"][0]  # only with --samples

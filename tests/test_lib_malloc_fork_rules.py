@@ -1,31 +1,49 @@
 """lib.*, malloc.* and fork.*: count analysis, fits and every decision both ways (and
-the middle), on synthetic observations; nothing here runs a kernel."""
+the middle), on synthetic observations and curves; nothing here measures (the only
+process started is a fake cow kernel, to see drive_cow's failures)."""
 
 from __future__ import annotations
 
 import random
+import stat
 
 import pytest
 
-from conftest import synthetic
-from perflab.engine import registry
-from perflab.claims import fork, lib, malloc
-from perflab.core.model import Outcome, Series
+from conftest import claim, decide, evidence, judge, synthetic
+from perflab.claims import _fork_cow, _lib_allocators, _traced, fork, lib, malloc
+from perflab.core.claim import Curve, Plan, Settings
+from perflab.core.errors import KernelFailed, KernelUnsupported
+from perflab.core.params import BUDGETS
+from perflab.core.record import Outcome, Reason
 from perflab.decide.rules import exact_rule
 
-CONF, NBOOT = 0.975, 400
+
+def outcome(cid: str, checks) -> Outcome:
+    return exact_rule(list(checks), claim(cid).rule).outcome
 
 
-def decide(claim_id: str, *series: Series):
-    claim = next(c for c in registry.all_claims() if c.id == claim_id)
-    return claim.decide({s.name: s for s in series}, CONF, random.Random(7), NBOOT)
+def judged(cid: str, obs: dict):
+    """(the exact rule's decision, the Checked) of a structural claim on observations."""
+    checked = judge(cid, obs)
+    return exact_rule(checked.checks, claim(cid).rule), checked
 
 
-def outcome(checks) -> Outcome:
-    return exact_rule(checks).outcome
+def counts(mechanism: str = "ptrace", **calls: int) -> dict:
+    """A trace as claims/_traced.counts gives it (plain data)."""
+    return {"mechanism": mechanism, "region": dict(calls), "region_total": sum(calls.values()),
+            **{name: calls.get(name, 0) for name in _traced.WATCHED}, "whole_run": {**calls, "execve": 1}}
 
 
 # ---------------------------------------------------------------- lib.malloc-not-syscall
+NOT_SYSCALL = "lib.malloc-not-syscall"
+
+
+def not_syscall_obs(calls: dict, leak_brk: int = 60, pairs: int = 1_000_000) -> dict:
+    return {"pairs": pairs, "traced": counts(**calls), "empty": counts(brk=1),
+            "never_freed_blocks": lib.LEAK_BLOCKS,
+            "never_freed": {**counts(brk=leak_brk), "heap_growth_bytes": leak_brk * 135_168}}
+
+
 @pytest.mark.parametrize("calls,expected", [
     ({"brk": 2, "getrandom": 1}, Outcome.SUPPORTED),            # what glibc does here: 3e-6 per pair
     ({"brk": 4000, "mmap": 4000}, Outcome.SUPPORTED),            # 0.008: just below 0.01
@@ -34,30 +52,59 @@ def outcome(checks) -> Outcome:
     ({"brk": 500_000}, Outcome.REFUTED),                         # exactly 0.5
 ])
 def test_not_syscall_rule(calls, expected):
-    assert outcome([lib.per_malloc_check(calls, 1_000_000)]) is expected
+    d, checked = judged(NOT_SYSCALL, not_syscall_obs(calls))
+    assert d.outcome is expected
+    if expected is Outcome.INCONCLUSIVE:
+        assert "between the two thresholds" in checked.checks[0].note
+    ev = checked.evidence
+    assert ev["pairs"]["total_per_malloc"] == sum(calls.values()) / 1_000_000
+    assert "whole_run" in ev["pairs"] and "whole_run" not in ev["empty_baseline"]
+    assert ev["never_freed_control"]["heap_growth_bytes"] > 0
+
+
+def test_not_syscall_thresholds_come_from_the_rule():
+    rule = claim(NOT_SYSCALL).rule
+    below, refuted = rule["supported_below"], rule["refuted_from"]
+    assert lib.per_malloc_check({"brk": int(below * 1e6) - 1}, 1_000_000, rule).holds is True
+    assert lib.per_malloc_check({"brk": int(below * 1e6)}, 1_000_000, rule).holds is None
+    assert lib.per_malloc_check({"brk": int(refuted * 1e6)}, 1_000_000, rule).holds is False
+    assert f"{below:g}" in rule.thresholds()["supported"] and f"{refuted:g}" in rule.thresholds()["refuted"]
 
 
 def test_brk_control_rejects_a_blind_probe():
     assert lib.brk_control({"brk": 60}).passed is True
     assert lib.brk_control({}).passed is False  # a probe that sees no brk where the heap grew
     assert lib.brk_control(None).passed is None
+    _d, checked = judged(NOT_SYSCALL, not_syscall_obs({"brk": 2}, leak_brk=0))
+    assert checked.controls[0].passed is False
 
 
 # ---------------------------------------------------------------- lib.allocator-scaling
-def scaling_series(alloc: str, pattern: str, cores: int, eff: float, seed: int = 1) -> list[Series]:
+SCALING = "lib.allocator-scaling"
+JEMALLOC = "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2"
+
+
+def facts(cores: int, others: bool = True) -> dict:
+    """What the plan records: the cores, the allocators found and the packages of the others."""
+    found = {"jemalloc": JEMALLOC} if others else {}
+    missing = {a: pkg for a, (_sonames, pkg) in lib.ALLOCATORS.items() if a not in found}
+    return {"cores": cores, "allocators_found": found, "missing_packages": missing}
+
+
+def scaling_series(alloc: str, pattern: str, cores: int, eff: float, seed: int = 1) -> list[Curve]:
     """Throughput at T threads: linear up to `cores` with per-thread efficiency eff^log2(T)."""
     def cost(t):
         return 2e7 * min(t, cores) * (eff ** (min(t, cores).bit_length() - 1))
     s = synthetic(lib.series_name(alloc, pattern), lib.thread_counts(cores), cost, n=12, noise=0.02,
                   seed=seed, x="threads", unit="ops/s")
-    ok = Series(lib.preload_name(alloc, pattern), "threads", "1")
+    ok = Curve(lib.preload_name(alloc, pattern), "threads", "1")
     for t, vals in s.points.items():
         for _ in vals:
             ok.add(t, 1.0)
     return [s, ok]
 
 
-def scaling(cores: int, glibc: tuple[float, float], other: tuple[float, float], verified: bool = True) -> list[Series]:
+def scaling(cores: int, glibc: tuple[float, float], other: tuple[float, float], verified: bool = True) -> list[Curve]:
     out = []
     for a, (alloc, effs) in enumerate((("glibc", glibc), ("jemalloc", other))):
         for p, (pattern, eff) in enumerate(zip(lib.PATTERNS, effs)):
@@ -69,35 +116,81 @@ def scaling(cores: int, glibc: tuple[float, float], other: tuple[float, float], 
     return out
 
 
-@pytest.mark.parametrize("cores,glibc,other,expected", [
-    (16, (1.0, 0.5), (1.0, 1.0), Outcome.SUPPORTED),     # cross-thread: glibc collapses, jemalloc scales
-    (16, (1.0, 1.0), (1.0, 1.0), Outcome.REFUTED),       # no difference in either pattern, enough cores
-    (16, (1.0, 0.87), (1.0, 1.0), Outcome.SUPPORTED),    # one pattern supports: (1/0.87)^4 = 1.75
-    (2, (1.0, 0.5), (1.0, 1.0), Outcome.SUPPORTED),      # the effect already shows on 2 cores
-    (2, (1.0, 1.0), (1.0, 1.0), Outcome.INCONCLUSIVE),   # no effect on 2 cores: never refuted there
+def test_refutation_cores_lie_between_the_hosts_below():
+    assert 2 < claim(SCALING).rule["cores_for_refutation"] <= 16
+
+
+@pytest.mark.parametrize("cores,glibc,other,expected,reason", [
+    (16, (1.0, 0.5), (1.0, 1.0), Outcome.SUPPORTED, None),     # cross-thread: glibc collapses, jemalloc scales
+    (16, (1.0, 1.0), (1.0, 1.0), Outcome.REFUTED, None),       # no difference in either pattern, enough cores
+    (16, (1.0, 0.87), (1.0, 1.0), Outcome.SUPPORTED, None),    # one pattern supports: (1/0.87)^4 = 1.75
+    (2, (1.0, 0.5), (1.0, 1.0), Outcome.SUPPORTED, None),      # the effect already shows on 2 cores
+    (2, (1.0, 1.0), (1.0, 1.0), Outcome.INCONCLUSIVE, Reason.CAPPED),  # no effect on 2 cores: never refuted there
 ])
-def test_scaling_rule(cores, glibc, other, expected):
-    d = decide("lib.allocator-scaling", *scaling(cores, glibc, other))
+def test_scaling_rule(cores, glibc, other, expected, reason):
+    d = decide(SCALING, *scaling(cores, glibc, other), facts=facts(cores))
     assert d.outcome is expected, d
+    assert d.inconclusive is reason and d.rule_version == claim(SCALING).rule.version
+    assert d.thresholds["cores"] == cores and set(d.thresholds["patterns"]) == set(lib.PATTERNS)
+    if reason is Reason.CAPPED:
+        assert "refutation needs such a machine" in d.reason
 
 
 def test_scaling_inconclusive_between_thresholds():
     # cross-thread ratio 1/0.96^4 = 1.18, thread-local 1.0: neither >= 1.2 nor both refuted
-    d = decide("lib.allocator-scaling", *scaling(16, (1.0, 0.96), (1.0, 1.0)))
+    d = decide(SCALING, *scaling(16, (1.0, 0.96), (1.0, 1.0)), facts=facts(16))
     assert d.outcome is Outcome.INCONCLUSIVE, d
+    lo, hi = d.thresholds["jemalloc cross-thread"]["ci"]
+    rule = claim(SCALING).rule
+    assert rule.supported.touches(lo, hi) and d.inconclusive is Reason.NOISY  # its CI straddles the threshold
+    # 1/0.966^4 = 1.15: the middle of the gap between the two regions, CI touching neither
+    d = decide(SCALING, *scaling(16, (1.0, 0.966), (1.0, 1.0)), facts=facts(16))
+    assert d.outcome is Outcome.INCONCLUSIVE and d.inconclusive is Reason.BETWEEN, d
 
 
 def test_scaling_needs_verified_preload():
-    d = decide("lib.allocator-scaling", *scaling(16, (1.0, 0.5), (1.0, 1.0), verified=False))
+    curves = scaling(16, (1.0, 0.5), (1.0, 1.0), verified=False)
+    d = decide(SCALING, *curves, facts=facts(16))
     assert d.outcome is not Outcome.SUPPORTED and "did not take effect" in d.reason
-    series = {s.name: s for s in scaling(16, (1.0, 0.5), (1.0, 1.0), verified=False)}
-    assert lib.preload_control(series, CONF, random.Random(1), NBOOT).passed is False
+    assert lib.preload_control(evidence(*curves, facts=facts(16))).passed is False
+    assert lib.preload_control(evidence(*scaling(16, (1.0, 0.5), (1.0, 1.0)), facts=facts(16))).passed is True
 
 
 def test_scaling_without_other_allocators_is_inconclusive():
     only = [s for s in scaling(2, (1.0, 1.0), (1.0, 1.0)) if s.name.startswith("glibc")]
-    d = decide("lib.allocator-scaling", *only)
+    d = decide(SCALING, *only, facts=facts(2, others=False))
     assert d.outcome is Outcome.INCONCLUSIVE and "no other allocator" in d.reason
+    assert d.inconclusive is Reason.CAPPED and "apt-get install libjemalloc2" in d.reason
+
+
+def test_scaling_reads_the_host_only_in_the_plan(monkeypatch):
+    """decide, the control and derive use the plan's facts: no ldconfig, no library path."""
+    def no_io(*_a, **_k):
+        raise AssertionError("host I/O outside the plan")
+
+    monkeypatch.setattr(_lib_allocators, "_ldconfig", no_io)
+    monkeypatch.setattr(_lib_allocators.os.path, "exists", no_io)
+    curves, f = scaling(16, (1.0, 0.5), (1.0, 1.0)), facts(16)
+    assert decide(SCALING, *curves, facts=f).outcome is Outcome.SUPPORTED
+    assert lib.preload_control(evidence(*curves, facts=f)).passed is True
+    derived = claim(SCALING).derive(evidence(*curves, facts=f))
+    assert derived["allocators_found"] == {"jemalloc": JEMALLOC}
+    assert derived["not_installed"] == {a: f"apt-get install {lib.ALLOCATORS[a][1]}" for a in ("tcmalloc", "mimalloc")}
+    assert derived["table"]["jemalloc cross-thread"]["scaling"][1] == 1.0
+
+
+def test_scaling_plan_records_the_allocators(monkeypatch):
+    monkeypatch.setattr(lib, "find_allocators", lambda: ({"jemalloc": JEMALLOC}, {"tcmalloc": "libtcmalloc-minimal4"}))
+    settings = Settings(params={}, budget=BUDGETS["quick"], seed=1, cpu=0, host={"cores_online": 4})
+    plan = claim(SCALING).plan(settings)
+    assert isinstance(plan, Plan)
+    assert plan.facts == {"cores": 4, "allocators_found": {"jemalloc": JEMALLOC},
+                          "missing_packages": {"tcmalloc": "libtcmalloc-minimal4"}}
+    names = [s.name for s in plan.series]
+    assert names == ["glibc thread-local", "glibc cross-thread", "jemalloc thread-local", "jemalloc cross-thread"]
+    argv = plan.series[2].argv(4)
+    assert argv[:2] == ["/usr/bin/env", f"LD_PRELOAD={JEMALLOC}"] and "--threads=4" in argv
+    assert plan.series[0].argv(1)[:3] == ["/usr/bin/env", "-u", "LD_PRELOAD"]
 
 
 def test_scaling_estimate_is_ratio_of_ratios():
@@ -112,8 +205,12 @@ def test_thread_counts():
 
 
 # ---------------------------------------------------------------- malloc.brk-grows-heap
+BRK = "malloc.brk-grows-heap"
+
+
 def brk_case(size=64, blocks=100_000, brk=60, mmap=0, growth=60 * 135_168):
-    return {"size": size, "blocks": blocks, "brk": brk, "mmap": mmap, "growth": growth}
+    return {"size": size, "blocks": blocks, "growth": growth, "trace": counts(brk=brk, mmap=mmap),
+            "growth_steps": {"count": brk, "distinct": [135_168], "first": [135_168] * 5}}
 
 
 @pytest.mark.parametrize("case,expected", [
@@ -123,34 +220,77 @@ def brk_case(size=64, blocks=100_000, brk=60, mmap=0, growth=60 * 135_168):
     (brk_case(mmap=3), Outcome.INCONCLUSIVE),                           # mmap below the threshold
 ])
 def test_brk_rule(case, expected):
-    assert outcome(malloc.brk_checks([case])) is expected
+    d, checked = judged(BRK, {"cases": [case]})
+    assert d.outcome is expected
+    assert checked.controls[0].passed is True
+    ev = checked.evidence[f"malloc({case['size']}) x {case['blocks']}"]
+    assert ev["heap_growth_bytes"] == case["growth"] and ev["brk"] == case["trace"]["brk"]
+
+
+def test_brk_step_comes_from_the_rule():
+    rule = claim(BRK).rule
+    step = int(rule["step_kib"]) * 1024
+    at = malloc.brk_checks([{"size": 64, "blocks": 100_000, "brk": 10, "mmap": 0, "growth": 10 * step}], rule)
+    below = malloc.brk_checks([{"size": 64, "blocks": 100_000, "brk": 10, "mmap": 0, "growth": 10 * step - 10}], rule)
+    assert at[0].holds is True and below[0].holds is None
+
+
+def test_brk_control_fails_without_brk():
+    d, checked = judged(BRK, {"cases": [brk_case(), brk_case(size=4096, blocks=4000, brk=0, growth=0)]})
+    assert checked.controls[0].passed is False
 
 
 # ---------------------------------------------------------------- malloc.mmap-threshold
+THRESHOLD = "malloc.mmap-threshold"
+
+
 def thr(size, cycles, mmap, munmap=None):
-    return {"size": size, "cycles": cycles, "mmap": mmap, "munmap": mmap if munmap is None else munmap}
+    return {"size": size, "cycles": cycles, "mmap": mmap, "munmap": mmap if munmap is None else munmap,
+            "brk": 0, "in_heap": 0}
+
+
+def thr_obs(cases):
+    return {"cases": cases, "repeated": malloc.REPEATED}
 
 
 def test_threshold_supported_when_every_large_block_is_mmapped():
     cases = [thr(64 << 10, 1, 0), thr(256 << 10, 1, 1), thr(256 << 10, 8, 8), thr(1 << 20, 8, 8)]
-    assert outcome(malloc.threshold_checks(cases)) is Outcome.SUPPORTED
+    d, checked = judged(THRESHOLD, thr_obs(cases))
+    assert d.outcome is Outcome.SUPPORTED and checked.controls[0].passed is True
+    assert [s.name for s in checked.series] == ["mmap calls per allocation, fresh process",
+                                                 f"mmap calls per allocation, {malloc.REPEATED} cycles"]
 
 
 def test_threshold_refuted_by_the_dynamic_threshold():
     # glibc: the first free of an mmapped 256 KiB block raises the threshold; 7 of 8 from the heap
-    checks = malloc.threshold_checks([thr(256 << 10, 1, 1), thr(256 << 10, 8, 1)])
-    assert outcome(checks) is Outcome.REFUTED
-    failed = [c for c in checks if c.holds is False]
+    d, checked = judged(THRESHOLD, thr_obs([thr(256 << 10, 1, 1), thr(256 << 10, 8, 1)]))
+    assert d.outcome is Outcome.REFUTED
+    failed = [c for c in checked.checks if c.holds is False]
     assert len(failed) == 1 and "8 malloc/free cycles" in failed[0].name and "7 of 8" in failed[0].note
+    assert checked.evidence["not_served_by_own_mmap"] == [failed[0].name]
 
 
 def test_threshold_ignores_small_sizes_and_counts_munmap():
-    assert malloc.threshold_checks([thr(64 << 10, 1, 0)]) == []
-    assert outcome(malloc.threshold_checks([thr(128 << 10, 1, 1, munmap=0)])) is Outcome.REFUTED
-    assert outcome([]) is Outcome.INCONCLUSIVE  # nothing evaluated decides nothing
+    rule = claim(THRESHOLD).rule
+    small = int(rule["threshold_kib"]) * 1024 - 1
+    assert malloc.threshold_checks([thr(small, 1, 0)], rule) == []
+    assert outcome(THRESHOLD, malloc.threshold_checks([thr(small + 1, 1, 1, munmap=0)], rule)) is Outcome.REFUTED
+    d = exact_rule([], rule)
+    assert d.outcome is Outcome.INCONCLUSIVE and d.inconclusive is Reason.CAPPED  # nothing evaluated decides nothing
+
+
+def test_threshold_sizes_lie_around_the_rules_threshold():
+    t = int(claim(THRESHOLD).rule["threshold_kib"]) * 1024
+    assert min(malloc.THRESHOLD_SIZES) < t and t in malloc.THRESHOLD_SIZES and max(malloc.THRESHOLD_SIZES) > t
+
+
+def test_mmap_probe_fails_when_no_fresh_large_block_shows_mmap():
+    d, checked = judged(THRESHOLD, thr_obs([thr(256 << 10, 1, 0), thr(256 << 10, 8, 0)]))
+    assert d.outcome is Outcome.REFUTED and checked.controls[0].passed is False
 
 
 # ---------------------------------------------------------------- malloc.thread-arenas
+ARENAS = "malloc.thread-arenas"
 MAPS = (
     "55d000000000-55d000001000 r-xp 00000000 fd:01 123 /usr/bin/mallocs\n"
     "55d000100000-55d000121000 rw-p 00000000 00:00 0 [heap]\n"
@@ -166,11 +306,18 @@ MAPS = (
     (0x7F0000000900, None, Outcome.INCONCLUSIVE),  # no system call counter here
 ])
 def test_arena_rule(thread_block, mmaps, expected):
-    rec = {"maps": MAPS, "main_block": 0x55D000100010, "thread_block": thread_block}
-    assert outcome(malloc.arena_checks(rec, mmaps)) is expected
+    rec = {"maps": MAPS, "main_block": 0x55D000100010, "thread_block": thread_block, "brk": 0x55D000121000}
+    d, checked = judged(ARENAS, {"record": rec, "thread_calls": None if mmaps is None else counts(mmap=mmaps)})
+    assert d.outcome is expected
+    if expected is Outcome.INCONCLUSIVE:
+        assert d.inconclusive is Reason.CAPPED and "could not be counted" in d.reason
+    assert checked.controls[0].passed is True and checked.evidence["program_break"] == "0x55d000121000"
 
 
 # ---------------------------------------------------------------- malloc.heap-after-exec
+HEAP_EXEC = "malloc.heap-after-exec"
+
+
 def subject(heap_at_main=0, block_in_heap=1):
     return {"heap_at_main": heap_at_main, "block_in_heap": block_in_heap}
 
@@ -182,96 +329,51 @@ def subject(heap_at_main=0, block_in_heap=1):
     (subject(block_in_heap=0), 3, 2, Outcome.REFUTED),
 ])
 def test_subject_rule(rec, brk_total, brk_region, expected):
-    assert outcome(malloc.subject_checks("s", rec, brk_total, brk_region)) is expected
+    rule = claim(HEAP_EXEC).rule
+    assert outcome(HEAP_EXEC, malloc.subject_checks("s", rec, brk_total, brk_region, rule)) is expected
+
+
+CHILD = {"child_heap": 1, "child_heap_lo": 1, "child_heap_hi": 9, "parent_heap_lo": 1, "parent_heap_hi": 9,
+         "child_sees_cookie": 1, "child_pfn": 77, "parent_pfn": 77, "parent_heap": 1}
+GONE = {"probe": 0x55D000100900, "probe_mapped": 0, "probe_cookie": 0}
 
 
 def test_probe_and_fork_rules():
-    gone = {"probe": 0x55D000100900, "probe_mapped": 0, "probe_cookie": 0}
-    assert malloc.probe_check("x", gone).holds is True
-    assert malloc.probe_check("x", {**gone, "probe_mapped": 1, "probe_cookie": 1}).holds is False
-    child = {"child_heap": 1, "child_heap_lo": 1, "child_heap_hi": 9, "parent_heap_lo": 1, "parent_heap_hi": 9,
-             "child_sees_cookie": 1, "child_pfn": 77, "parent_pfn": 77}
-    assert outcome(malloc.fork_checks(child)) is Outcome.SUPPORTED
-    assert outcome(malloc.fork_checks({**child, "child_pfn": 0, "parent_pfn": 0})) is Outcome.INCONCLUSIVE
-    assert outcome(malloc.fork_checks({**child, "child_pfn": 78})) is Outcome.REFUTED
+    assert malloc.probe_check("x", GONE).holds is True
+    assert malloc.probe_check("x", {**GONE, "probe_mapped": 1, "probe_cookie": 1}).holds is False
+    assert outcome(HEAP_EXEC, malloc.fork_checks(CHILD)) is Outcome.SUPPORTED
+    assert outcome(HEAP_EXEC, malloc.fork_checks({**CHILD, "child_pfn": 0, "parent_pfn": 0})) is Outcome.INCONCLUSIVE
+    assert outcome(HEAP_EXEC, malloc.fork_checks({**CHILD, "child_pfn": 78})) is Outcome.REFUTED
 
 
-# ---------------------------------------------------------------- fork.cow
-K = 256
-SHARED = [(1000 + i, 1000 + i) for i in range(K)]
-NEW = [(1000 + i, 5000 + i) for i in range(K)]
+def heap_exec_obs(static: bool = True, heap_after_malloc: int = 1, child: dict = CHILD) -> dict:
+    def subj(label, brk_total, brk_region, heap_at_main):
+        rec = {"heap_at_main": heap_at_main, "heap_after_malloc": heap_after_malloc, "heap_lo": 0x55D000100000,
+               "heap_hi": 0x55D000121000, "block_in_heap": 1}
+        return {"label": label, "record": rec, "brk_total": brk_total, "brk_region": brk_region,
+                "mechanism": "ptrace", "exec_parent": GONE}
+
+    subjects = [subj("dynamically linked", 3, 2, 0)] + ([subj("statically linked", 5, 1, 1)] if static else [])
+    return {"subjects": subjects, "forked_child": child,
+            "static_unavailable": None if static else "heapexec_static was not built: ... not evaluated"}
 
 
-@pytest.mark.parametrize("args,expected", [
-    ((SHARED, SHARED, NEW, 0, K, True), Outcome.SUPPORTED),
-    ((SHARED, SHARED, NEW, 0, int(1.1 * K + 2), True), Outcome.SUPPORTED),  # at the upper bound
-    ((NEW, NEW, NEW, 0, K, True), Outcome.REFUTED),          # fork copied the pages (no sharing)
-    ((SHARED, SHARED, SHARED, 0, K, True), Outcome.REFUTED),  # writes did not get new frames
-    ((SHARED, SHARED, NEW, 3, K, True), Outcome.REFUTED),     # reading faulted
-    ((SHARED, SHARED, NEW, 0, K - 1, True), Outcome.REFUTED),  # fewer faults than pages written
-    ((SHARED, SHARED, NEW, 0, 2 * K, True), Outcome.REFUTED),  # twice as many
-    ((None, None, None, 0, K, True), Outcome.INCONCLUSIVE),   # no root: frames not evaluated
-])
-def test_cow_rule(args, expected):
-    assert outcome(fork.cow_checks(K, *args)) is expected
+def test_heap_exec_judge():
+    d, checked = judged(HEAP_EXEC, heap_exec_obs())
+    assert d.outcome is Outcome.SUPPORTED and len(checked.checks) == 2 * 3 + 2
+    assert checked.controls[0].passed is True
+    ev = checked.evidence
+    assert ev["statically linked"]["brk_before_main"] == 4 and ev["forked child"]["child_pfn"] == 77
+    assert ev["dynamically linked"]["heap_after_malloc"] == ["0x55d000100000", "0x55d000121000"]
+    d, _ = judged(HEAP_EXEC, heap_exec_obs(static=False))
+    assert d.outcome is Outcome.INCONCLUSIVE and d.inconclusive is Reason.CAPPED and "heapexec_static" in d.reason
+    d, _ = judged(HEAP_EXEC, heap_exec_obs(child={**CHILD, "child_pfn": 0, "parent_pfn": 0}))
+    assert d.outcome is Outcome.INCONCLUSIVE and d.inconclusive is Reason.CAPPED and "CAP_SYS_ADMIN" in d.reason
 
 
-def test_cow_without_root_says_so():
-    checks = fork.cow_checks(K, None, None, None, 0, K, True)
-    unevaluated = [c for c in checks if c.holds is None]
-    assert unevaluated and all("root" in c.note for c in unevaluated)
-    assert all(c.holds is True for c in checks if c.holds is not None)  # fault counts alone still checked
-
-
-# ---------------------------------------------------------------- fork.cost-grows-with-memory
-def fork_series(cost, empty_ns=110_000.0, name="fork 4k"):
-    xs = fork.sizes(1024)
-    s = synthetic(name, xs, cost, n=5, noise=0.04, seed=3, x="MiB")
-    e = synthetic("fork empty parent", (None,), lambda _x: empty_ns, n=5, noise=0.04, seed=4, x=None)
-    return s, e
-
-
-def test_sizes_top_decade_has_enough_points():
-    xs = fork.sizes(1024)
-    assert xs == (16, 128, 256, 512, 1024)
-    assert sum(1 for x in xs if x >= 1024 / 10) >= 3
-
-
-@pytest.mark.parametrize("cost,empty,expected", [
-    (lambda m: 500_000 + 55_000 * m, 110_000.0, Outcome.SUPPORTED),   # what fork does here (~55 us/MiB)
-    (lambda m: 200_000 + 10 * m, 110_000.0, Outcome.REFUTED),          # flat: exponent ~0
-    (lambda m: 500_000 + 55_000 * m, 20e6, Outcome.INCONCLUSIVE),      # linear but the largest < 5x empty
-    (lambda m: 1_000 * m ** 1.6, 110_000.0, Outcome.INCONCLUSIVE),     # superlinear: exponent above 1.25
-    (lambda m: 3e6 * m ** 0.55, 110_000.0, Outcome.INCONCLUSIVE),      # between 0.3 and 0.8
-])
-def test_fork_cost_rule(cost, empty, expected):
-    d = decide("fork.cost-grows-with-memory", *fork_series(cost, empty))
-    assert d.outcome is expected, d
-
-
-def test_fork_fit_slope():
-    s, _ = fork_series(lambda m: 500_000 + 55_000 * m)
-    fit = fork._fit(s)
-    assert fit["ns_per_mib_ci"][0] <= 55_000 * 1.05 and fit["ns_per_mib_ci"][1] >= 55_000 * 0.95
-    assert 45_000 < fit["ns_per_mib"] < 65_000 and fit["r2"] > 0.95
-
-
-# ---------------------------------------------------------------- fork.vfork-constant
-def vfork_series(vf, sp):
-    xs = (0, *fork.sizes(1024))
-    return (synthetic("vfork", xs, vf, n=5, noise=0.03, seed=5, x="MiB"),
-            synthetic("posix_spawn", xs, sp, n=5, noise=0.03, seed=6, x="MiB"))
-
-
-@pytest.mark.parametrize("vf,sp,expected", [
-    (lambda m: 31_000.0, lambda m: 530_000.0, Outcome.SUPPORTED),
-    (lambda m: 31_000.0 + 55_000 * m, lambda m: 530_000.0, Outcome.REFUTED),    # vfork copying page tables
-    (lambda m: 31_000.0, lambda m: 530_000.0 + 1_000 * m, Outcome.REFUTED),     # spawn through fork
-    (lambda m: 31_000.0 * (1 + m / 1024 * 0.5), lambda m: 530_000.0, Outcome.INCONCLUSIVE),  # 1.5x
-])
-def test_vfork_rule(vf, sp, expected):
-    d = decide("fork.vfork-constant", *vfork_series(vf, sp))
-    assert d.outcome is expected, d
+def test_heap_probe_sees_a_missing_heap():
+    _d, checked = judged(HEAP_EXEC, heap_exec_obs(heap_after_malloc=0))
+    assert checked.controls[0].passed is False
 
 
 def test_static_subject_missing_is_reported(monkeypatch, tmp_path):
@@ -285,3 +387,155 @@ def test_static_kernel_asks_for_static_build():
 
     src = Path(malloc.__file__).resolve().parent.parent / "kernels" / "heapexec_static.c"
     assert src.read_text().splitlines()[0] == "// perflab-build: -static"
+
+
+# ---------------------------------------------------------------- fork.cow
+COW = "fork.cow"
+K = 256
+SHARED = [(1000 + i, 1000 + i) for i in range(K)]
+NEW = [(1000 + i, 5000 + i) for i in range(K)]
+
+
+def upper() -> int:
+    """The most write faults the rule allows for K pages."""
+    return int(_fork_cow.write_fault_bounds(K, claim(COW).rule)[1])
+
+
+@pytest.mark.parametrize("args,expected", [
+    ((SHARED, SHARED, NEW, 0, K, True), Outcome.SUPPORTED),
+    ((SHARED, SHARED, NEW, 0, "upper", True), Outcome.SUPPORTED),  # at the upper bound
+    ((SHARED, SHARED, NEW, 0, "above", True), Outcome.REFUTED),    # one past it
+    ((NEW, NEW, NEW, 0, K, True), Outcome.REFUTED),          # fork copied the pages (no sharing)
+    ((SHARED, SHARED, SHARED, 0, K, True), Outcome.REFUTED),  # writes did not get new frames
+    ((SHARED, SHARED, NEW, "read+1", K, True), Outcome.REFUTED),  # reading faulted
+    ((SHARED, SHARED, NEW, 0, K - 1, True), Outcome.REFUTED),  # fewer faults than pages written
+    ((SHARED, SHARED, NEW, 0, 2 * K, True), Outcome.REFUTED),  # twice as many
+    ((SHARED, SHARED, NEW, 0, K, False), Outcome.REFUTED),     # the child's writes reached the parent
+    ((None, None, None, 0, K, True), Outcome.INCONCLUSIVE),   # no root: frames not evaluated
+])
+def test_cow_rule(args, expected):
+    rule = claim(COW).rule
+    after_fork, after_read, after_write, read, write, intact = args
+    read = int(rule["read_faults_max"]) + 1 if read == "read+1" else read
+    write = {"upper": upper(), "above": upper() + 1}.get(write, write)
+    d, checked = judged(COW, fork.cow_observation(K, after_fork, after_read, after_write, read, write, intact))
+    assert d.outcome is expected
+    if expected is Outcome.INCONCLUSIVE:
+        assert d.inconclusive is Reason.CAPPED
+        assert checked.controls[0].passed is None
+    else:
+        assert checked.controls[0].passed is True
+
+
+def test_cow_without_root_says_so():
+    checks = judge(COW, fork.cow_observation(K, None, None, None, 0, K, True, frames_note="pagemap: no root")).checks
+    unevaluated = [c for c in checks if c.holds is None]
+    assert unevaluated and all("root" in c.note for c in unevaluated)
+    assert all(c.holds is True for c in checks if c.holds is not None)  # fault counts alone still checked
+
+
+def test_cow_observation_stays_small():
+    big = [(1000 + i, 1000 + i) for i in range(65536)]
+    obs = fork.cow_observation(65536, big, big, big, 0, 65536, True, [2] * 65536)
+    assert len(repr(obs)) < 2000 and obs["kpagecount_after_fork"] == [2]
+    ev = judge(COW, obs).evidence
+    assert ev["frames_after_fork"] == {"shared": 65536, "pages": 65536, "first": [list(f) for f in big[:4]]}
+
+
+def fake_cow(tmp_path, monkeypatch, body: str) -> None:
+    script = tmp_path / "cow"
+    script.write_text("#!/bin/sh\n" + body + "\n")
+    script.chmod(script.stat().st_mode | stat.S_IXUSR)
+    monkeypatch.setenv("PERFLAB_KERNEL_DIR", str(tmp_path))
+
+
+def test_drive_cow_reports_a_kernel_that_says_nothing(tmp_path, monkeypatch):
+    fake_cow(tmp_path, monkeypatch, "echo 'not json'; echo 'cow broke' >&2; exit 3")
+    with pytest.raises(KernelFailed, match="no 'forked' phase record") as exc:
+        fork.drive_cow(4, timeout=10)
+    assert "cow broke" in exc.value.stderr
+
+
+def test_drive_cow_unsupported(tmp_path, monkeypatch):
+    fake_cow(tmp_path, monkeypatch, "echo 'no fork here' >&2; exit 77")
+    with pytest.raises(KernelUnsupported, match="no fork here"):
+        fork.drive_cow(4, timeout=10)
+
+
+def test_drive_cow_times_out(tmp_path, monkeypatch):
+    fake_cow(tmp_path, monkeypatch, "sleep 30")
+    with pytest.raises(KernelFailed, match="timed out"):
+        fork.drive_cow(4, timeout=0.5)
+
+
+# ---------------------------------------------------------------- fork.cost-grows-with-memory
+COST = "fork.cost-grows-with-memory"
+
+
+def fork_series(cost, empty_ns=110_000.0, name="fork 4k"):
+    xs = fork.sizes(1024)
+    s = synthetic(name, xs, cost, n=5, noise=0.04, seed=3, x="MiB")
+    e = synthetic("fork empty parent", (None,), lambda _x: empty_ns, n=5, noise=0.04, seed=4, x=None)
+    return s, e
+
+
+def test_sizes_top_decade_has_enough_points():
+    xs = fork.sizes(1024)
+    assert xs == (16, 128, 256, 512, 1024)
+    assert sum(1 for x in xs if x >= 1024 / 10) >= 3
+
+
+@pytest.mark.parametrize("cost,empty,expected,reason", [
+    (lambda m: 500_000 + 55_000 * m, 110_000.0, Outcome.SUPPORTED, None),   # what fork does here (~55 us/MiB)
+    (lambda m: 200_000 + 10 * m, 110_000.0, Outcome.REFUTED, None),          # flat: exponent ~0
+    (lambda m: 500_000 + 55_000 * m, 20e6, Outcome.INCONCLUSIVE, Reason.BETWEEN),   # linear but largest < 5x empty
+    (lambda m: 1_000 * m ** 1.6, 110_000.0, Outcome.INCONCLUSIVE, Reason.BETWEEN),  # superlinear: above 1.25
+    (lambda m: 3e6 * m ** 0.55, 110_000.0, Outcome.INCONCLUSIVE, Reason.BETWEEN),   # between 0.3 and 0.8
+])
+def test_fork_cost_rule(cost, empty, expected, reason):
+    d = decide(COST, *fork_series(cost, empty))
+    assert d.outcome is expected, d
+    assert d.inconclusive is reason
+    parts = {k: v for k, v in d.thresholds.items() if isinstance(v, dict)}
+    assert len(parts) == 2 and "fork latency at 1024 MiB / empty parent" in parts
+
+
+def test_fork_cost_ratio_never_refutes():
+    rule = claim(COST).rule
+    assert rule.part("largest / empty").refuted is None
+    assert "exponent" in rule.thresholds()["refuted"] and "empty" not in rule.thresholds()["refuted"]
+
+
+def test_fork_fit_slope():
+    s, _ = fork_series(lambda m: 500_000 + 55_000 * m)
+    fit = fork._fit(s)
+    assert fit["ns_per_mib_ci"][0] <= 55_000 * 1.05 and fit["ns_per_mib_ci"][1] >= 55_000 * 0.95
+    assert 45_000 < fit["ns_per_mib"] < 65_000 and fit["r2"] > 0.95
+
+
+def test_fork_derive_without_thp():
+    derived = claim(COST).derive(evidence(*fork_series(lambda m: 500_000 + 55_000 * m)))
+    assert "not measured" in derived["fork_THP"] and derived["empty_parent_ns"] > 0
+
+
+# ---------------------------------------------------------------- fork.vfork-constant
+VFORK = "fork.vfork-constant"
+
+
+def vfork_series(vf, sp):
+    xs = (0, *fork.sizes(1024))
+    return (synthetic("vfork", xs, vf, n=5, noise=0.03, seed=5, x="MiB"),
+            synthetic("posix_spawn", xs, sp, n=5, noise=0.03, seed=6, x="MiB"))
+
+
+@pytest.mark.parametrize("vf,sp,expected,reason", [
+    (lambda m: 31_000.0, lambda m: 530_000.0, Outcome.SUPPORTED, None),
+    (lambda m: 31_000.0 + 55_000 * m, lambda m: 530_000.0, Outcome.REFUTED, None),    # vfork copying page tables
+    (lambda m: 31_000.0, lambda m: 530_000.0 + 1_000 * m, Outcome.REFUTED, None),     # spawn through fork
+    (lambda m: 31_000.0 * (1 + m / 1024 * 0.5), lambda m: 530_000.0, Outcome.INCONCLUSIVE, Reason.BETWEEN),  # 1.5x
+])
+def test_vfork_rule(vf, sp, expected, reason):
+    d = decide(VFORK, *vfork_series(vf, sp))
+    assert d.outcome is expected, d
+    assert d.inconclusive is reason
+    assert {"vfork latency at 1024 MiB / at 0 MiB", "posix_spawn latency at 1024 MiB / at 0 MiB"} <= set(d.thresholds)

@@ -12,7 +12,8 @@ from conftest import claim
 from perflab.engine import runner
 from perflab.core.claim import Settings
 from perflab.core.errors import KernelFailed, KernelUnsupported
-from perflab.core.model import BUDGETS, Outcome
+from perflab.core.params import BUDGETS
+from perflab.core.record import Outcome, Reason
 
 HOST = {"rlimit_nofile": {"soft": 20000, "hard": 20000}}
 
@@ -64,7 +65,7 @@ def test_null_effect_runs_to_the_budget_and_is_inconclusive():
     fake = FakeIomux({"select": lambda n: 450 + 120 * n**0.65})
     for budget in ("quick", "default"):
         v = runner.run_claim(claim("io.select-linear"), settings(budget), measure=fake)
-        assert v.outcome is Outcome.INCONCLUSIVE
+        assert v.outcome is Outcome.INCONCLUSIVE and v.reason is Reason.BETWEEN and v.action
         assert v.evidence["rounds"] == BUDGETS[budget].looks[-1]
         assert [look["round"] for look in v.evidence["looks"]] == list(BUDGETS[budget].looks)
 
@@ -74,7 +75,7 @@ def test_failed_aa_control_makes_a_clear_effect_inconclusive():
     fake = FakeIomux(LINEAR, noisy_at={1000: 0.5})
     v = runner.run_claim(claim("io.select-linear"), settings(), measure=fake)
     assert v.decision.outcome is Outcome.SUPPORTED  # the rule alone would have said so
-    assert v.outcome is Outcome.INCONCLUSIVE
+    assert v.outcome is Outcome.INCONCLUSIVE and v.reason is Reason.CONTROL
     assert "a/a" in v.summary and v.controls[0].passed is False
     assert v.evidence["rounds"] == BUDGETS["quick"].looks[-1]  # never stopped early
     assert "(a/a: too noisy" in v.summary and "p90/p10" in v.summary  # says why, in words
@@ -121,8 +122,8 @@ def test_points_are_shuffled_interleaved_and_reproducible():
 
 
 def test_budget_changes_samples_not_the_sweep():
-    quick = {s.name: s.xs for s in claim("io.select-linear").plan(settings("quick"))}
-    rigorous = {s.name: s.xs for s in claim("io.select-linear").plan(settings("rigorous"))}
+    quick = {s.name: s.xs for s in claim("io.select-linear").plan(settings("quick")).series}
+    rigorous = {s.name: s.xs for s in claim("io.select-linear").plan(settings("rigorous")).series}
     assert quick == rigorous
     assert max(quick["select"]) == 20000 - 16 and min(quick["select"]) == 1
 
@@ -138,7 +139,7 @@ def test_claims_share_identical_measurements_within_a_run():
     assert all(arg(c, "variant") == "epoll-et" for c in second.calls)  # the rest was reused
     assert v2.evidence["samples_shared_with_earlier_claims"] > 0
     # within one claim every sample is still its own process: no record used twice
-    ids = [id(s["record"]) for s in v2.samples]
+    ids = [id(s.record) for s in v2.samples]
     assert len(ids) == len(set(ids))
 
 
@@ -148,7 +149,10 @@ def test_rerun_command_reproduces_the_plan():
     # the default 0 means "hard RLIMIT_NOFILE minus 16" here; the rerun names what it was
     auto = runner.run_claim(claim("io.select-linear"), settings(seed=42, params={"max_fds": 0}), measure=FakeIomux(LINEAR))
     assert auto.rerun.endswith("--param max_fds=19984")
-    assert max(x for s in auto.series for x in s.points if x is not None) == 19984
+    assert max(p.x for s in auto.series for p in s.points if p.x is not None) == 19984
+    assert auto.evidence["facts"]["max_fds"] == {"value": 19984,
+                                                 "source": "hard RLIMIT_NOFILE 20000 minus 16 (stdio, the epoll "
+                                                           "descriptor, slack)"}
 
 
 @pytest.mark.parametrize("budget", sorted(BUDGETS))
@@ -161,17 +165,22 @@ def test_budgets_split_alpha_over_their_looks(budget):
 # --- structural claims: exact checks
 from perflab.core.claim import Check, Checked, Claim  # noqa: E402
 from perflab.core.errors import ClaimSkipped  # noqa: E402
-from perflab.core.model import Control  # noqa: E402
+from perflab.core.record import Control  # noqa: E402
+from perflab.core.rule import exact  # noqa: E402
 
 
 def structural(result):
-    def check(settings, measure):
+    def observe(settings, measure):
         if isinstance(result, Exception):
             raise result
+        return {"given": "observations"}
+
+    def judge(obs, rule):
+        assert obs == {"given": "observations"}
         return result
 
     return Claim(id="test.exact", statement="s", seed_point="t", mechanism="m", kernel="space",
-                 thresholds={"supported": "all hold"}, check=check)
+                 rule=exact("all hold"), observe=observe, judge=judge)
 
 
 def ck(holds):
@@ -193,6 +202,8 @@ def test_exact_rule_every_outcome(checks, controls, expected):
     v = runner.run_claim(structural(Checked(checks, controls)), settings())
     assert v.outcome is expected
     assert len(v.evidence["checks"]) == len(checks)
+    assert v.evidence["observed"] == {"given": "observations"}  # kept, to decide again
+    assert (v.reason is not None) == (expected is Outcome.INCONCLUSIVE)
 
 
 def test_structural_skip_and_error():
@@ -204,7 +215,7 @@ def test_structural_skip_and_error():
 
 def test_a_claim_is_measured_or_structural_not_both():
     with pytest.raises(TypeError):
-        Claim(id="t.x", statement="s", seed_point="t", mechanism="m", kernel="k", thresholds={})
+        Claim(id="t.x", statement="s", seed_point="t", mechanism="m", kernel="k", rule=exact("x"))
 
 
 def test_what_the_rule_found_is_kept_as_evidence_not_thresholds():
@@ -212,13 +223,13 @@ def test_what_the_rule_found_is_kept_as_evidence_not_thresholds():
 
     base = claim("io.select-linear")
 
-    def decide(series, conf, rng, n_boot):
-        d = base.decide(series, conf, rng, n_boot)
-        d.evidence["points seen"] = sorted(series["select"].points)
+    def decide(ev, rule):
+        d = base.decide(ev, rule)
+        d.evidence["points seen"] = sorted(ev.series["select"].points)
         return d
 
     v = runner.run_claim(dataclasses.replace(base, decide=decide), settings(), measure=FakeIomux(LINEAR))
-    assert v.evidence["rule"]["points seen"] == sorted(next(s for s in v.series if s.name == "select").points)
+    assert v.evidence["rule"]["points seen"] == [p.x for p in v.series_named("select").points]
     assert "points seen" not in v.decision.thresholds
     plain = runner.run_claim(base, settings(), measure=FakeIomux(LINEAR))
     assert "rule" not in plain.evidence
@@ -252,3 +263,29 @@ def test_max_fds_is_0_or_a_sweep_long_enough(text, ok):
     # a container's LimitNOFILE=infinity: the rerun must name a value the parser accepts
     huge = io.MAX_FDS.resolved(0, {"rlimit_nofile": {"soft": 1 << 30, "hard": 1 << 30}})
     assert io.MAX_FDS.parse(str(huge)) == huge
+
+
+def test_a_stored_verdict_decides_again_to_the_same_answer():
+    """Deciding is pure: the record (with its samples) decided again gives the same
+    decision, value and CI, and a JSON round trip changes nothing."""
+    from perflab.core.record import Verdict
+    from perflab.engine import judge
+
+    for model, cid in ((LINEAR, "io.select-linear"), ({"select": lambda n: 450 + 120 * n**0.65}, "io.select-linear"),
+                       ({"epoll-lt": lambda n: 420.0, "spin": lambda n: 1 + 1.1 * n}, "io.epoll-flat")):
+        v = runner.run_claim(claim(cid), settings(), measure=FakeIomux(model))
+        stored = Verdict.from_json(__import__("json").loads(__import__("json").dumps(v.to_json(samples=True))))
+        again = judge.decide_again(claim(cid), stored)
+        assert (again.outcome, again.reason, again.decision.value, again.decision.ci) == \
+               (v.outcome, v.reason, v.decision.value, v.decision.ci)
+        assert [c.to_json() for c in again.controls] == [c.to_json() for c in v.controls]
+
+
+def test_deciding_again_needs_the_samples():
+    from perflab.core.record import Verdict
+    from perflab.engine import judge
+
+    v = runner.run_claim(claim("io.select-linear"), settings(), measure=FakeIomux(LINEAR))
+    bare = Verdict.from_json(v.to_json(samples=False))
+    with pytest.raises(judge.NotDecidable, match="raw samples"):
+        judge.decide_again(claim("io.select-linear"), bare)

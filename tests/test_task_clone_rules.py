@@ -6,63 +6,96 @@ and the positive controls rejecting broken probes. No kernel runs here."""
 from __future__ import annotations
 
 import copy
-import random
 
 import pytest
 
-from conftest import CONF, NBOOT, claim, decide_points, point, synthetic
-from perflab.engine import runner
-from perflab.decide import rules
-from perflab.claims import clone, space, task
-from perflab.core.model import Outcome
+from conftest import claim, decide_points, evidence, judge, point
+from perflab.claims import clone, green, task
+from perflab.core.record import Outcome, Reason
+from perflab.decide.rules import exact_rule
+from perflab.engine.judge import final_outcome
 from perflab.observe.trace import clone_flags
 from perflab.observe.trace.result import from_record
 from trace_records import FORK, THREAD, record as trace_record, clone as trace_clone
 
 decide = decide_points
+INCONCLUSIVE_CAPPED = (Outcome.INCONCLUSIVE, Reason.CAPPED)  # a check could not be evaluated here
+INCONCLUSIVE_CONTROL = (Outcome.INCONCLUSIVE, Reason.CONTROL)  # a positive control failed
+SUPPORTED, REFUTED = (Outcome.SUPPORTED, None), (Outcome.REFUTED, None)
 
 
-def outcome(checked):
-    """What the runner makes of a structural claim's Checked (exact rule + controls)."""
-    return runner.final_outcome(rules.exact_rule(checked.checks), checked.controls)[0]
+def verdict(cid, obs):
+    """What the runner makes of a structural claim's observations (judged after a JSON
+    round trip, as when a stored record is decided again): (outcome, reason) and the
+    Checked."""
+    checked = judge(cid, obs)
+    out, _why, reason = final_outcome(exact_rule(checked.checks, claim(cid).rule), checked.controls)
+    return (out, reason), checked
+
+
+def outcome(cid, obs):
+    return verdict(cid, obs)[0][0]
 
 
 # ---- task.thread-cheaper: fork / thread >= 1.5 supported, <= 1.1 refuted --------------------
-@pytest.mark.parametrize("fork_ns,expected", [
-    (115_000.0, Outcome.SUPPORTED),  # this VM: ~6x
-    (34_000.0, Outcome.SUPPORTED),  # 1.7x
-    (25_000.0, Outcome.INCONCLUSIVE),  # 1.3x: between the thresholds
-    (20_000.0, Outcome.REFUTED),  # 1.0x
-    (15_000.0, Outcome.REFUTED),  # a process cheaper than a thread
+@pytest.mark.parametrize("fork_ns,expected,reason", [
+    (115_000.0, Outcome.SUPPORTED, None),  # this VM: ~6x
+    (34_000.0, Outcome.SUPPORTED, None),  # 1.7x
+    (25_000.0, Outcome.INCONCLUSIVE, Reason.BETWEEN),  # 1.3x: between the thresholds
+    (20_000.0, Outcome.REFUTED, None),  # 1.0x
+    (15_000.0, Outcome.REFUTED, None),  # a process cheaper than a thread
 ])
-def test_thread_cheaper_rule(fork_ns, expected):
+def test_thread_cheaper_rule(fork_ns, expected, reason):
     d = decide("task.thread-cheaper", thread=19_400.0, fork=fork_ns, clone_vm=20_500.0)
     assert d.outcome is expected, d
+    assert d.inconclusive is reason
+    rule = claim("task.thread-cheaper").rule
+    assert d.rule_version == rule.version and d.thresholds == rule.thresholds()
     assert "fork" in d.reason and "clone-vm" in d.reason
     assert d.evidence["clone(CLONE_VM) / thread (not decided on)"]["value"] == pytest.approx(20.5 / 19.4, rel=0.1)
 
 
+def test_thread_cheaper_unmeasurable_is_noisy():
+    d = claim("task.thread-cheaper").decide(evidence(point("thread", 19_400.0), point("fork", 0.0),
+                                                     point("clone-vm", 20_500.0)), claim("task.thread-cheaper").rule)
+    assert d.outcome is Outcome.INCONCLUSIVE and d.inconclusive is Reason.NOISY, d
+
+
 def test_thread_cheaper_derive():
-    s = {n: point(n, v, noise=0) for n, v in (("thread", 20e3), ("fork", 100e3), ("clone-vm", 25e3))}
-    d = claim("task.thread-cheaper").derive(s)
+    s = [point(n, v, noise=0) for n, v in (("thread", 20e3), ("fork", 100e3), ("clone-vm", 25e3))]
+    d = claim("task.thread-cheaper").derive(evidence(*s))
     assert d["fork_over_thread"] == pytest.approx(5, rel=0.01)
     assert d["fork_over_clone_vm"] == pytest.approx(4, rel=0.01)
 
 
 # ---- task.process-switch-dearer: process / thread >= 1.5 supported, <= 1.2 refuted (both) -----
-@pytest.mark.parametrize("pf,pp,expected", [
-    (5_000.0, 6_400.0, Outcome.SUPPORTED),  # 2x both
-    (5_000.0, 3_400.0, Outcome.REFUTED),  # pipe 1.06x
-    (2_700.0, 3_400.0, Outcome.REFUTED),  # both ~1.05x: what a VM with PCID shows
-    (3_500.0, 4_400.0, Outcome.INCONCLUSIVE),  # 1.4x both: between
-    (5_000.0, 4_400.0, Outcome.INCONCLUSIVE),  # futex supports, pipe in between
+@pytest.mark.parametrize("pf,pp,expected,reason", [
+    (5_000.0, 6_400.0, Outcome.SUPPORTED, None),  # 2x both
+    (5_000.0, 3_400.0, Outcome.REFUTED, None),  # pipe 1.06x
+    (2_700.0, 3_400.0, Outcome.REFUTED, None),  # both ~1.05x: what a VM with PCID shows
+    (3_500.0, 4_400.0, Outcome.INCONCLUSIVE, Reason.BETWEEN),  # 1.4x both: between
+    (5_000.0, 4_400.0, Outcome.INCONCLUSIVE, Reason.BETWEEN),  # futex supports, pipe in between
 ])
-def test_process_switch_rule(pf, pp, expected):
+def test_process_switch_rule(pf, pp, expected, reason):
     d = decide("task.process-switch-dearer", thread_futex=2_500.0, process_futex=pf, thread_pipe=3_200.0,
                process_pipe=pp)
     assert d.outcome is expected, d
-    assert len(d.thresholds) == 2  # one part per mechanism
+    assert d.inconclusive is reason
+    parts = claim("task.process-switch-dearer").rule.parts
+    assert [p.name for p in parts] == ["futex", "pipe"]  # one part per mechanism
+    assert all(d.thresholds[p.quantity]["outcome"] for p in parts)
     assert "(futex)" in d.reason and "(pipe)" in d.reason
+
+
+def test_process_switch_same_cpu_control():
+    """The positive control of the switch timings (green's same-CPU control): a ping-pong
+    that does not switch on every round trip fails it."""
+    c = claim("task.process-switch-dearer")
+    sup = green.SAME_CPU.supported.lo
+    curves = [point(n, 3_000.0) for n in task.SWITCHES]
+    ok = c.positive(evidence(*curves, point("same-cpu-switches", sup * 1.05, noise=0, unit="switches")))
+    spun = c.positive(evidence(*curves, point("same-cpu-switches", sup * 0.02, noise=0, unit="switches")))
+    assert (ok.name, ok.passed, spun.passed) == ("same-cpu", True, False)
 
 
 # ---- flag decoding ---------------------------------------------------------------------------
@@ -76,41 +109,59 @@ def test_flag_decoding_of_glibc_calls():
 
 # ---- clone.fork-is-clone / clone.thread-flags on traces ----------------------------------------
 def traced(clones, mechanism="bpf", markers=2, control_ok=True):
+    """A trace of the marked call as its claim's observe stores it (plain data)."""
     from dataclasses import replace
 
     from perflab.observe.trace.result import ControlReport
     r = from_record(trace_record(mechanism=mechanism, markers=markers, clones=clones))
-    return replace(r, control=ControlReport(mechanism, control_ok, ("x",), () if control_ok else ("x",)))
+    r = replace(r, control=ControlReport(mechanism, control_ok, ("x",), () if control_ok else ("x",)))
+    return {"trace": clone.trace_observation(r)}
 
 
 @pytest.mark.parametrize("clones,kw,expected", [
-    ([trace_clone("clone", FORK, 17)], {}, Outcome.SUPPORTED),
-    ([trace_clone("clone3", 0x200000, 17)], {}, Outcome.SUPPORTED),  # a clone3 fork is fine too
-    ([trace_clone("clone", FORK | 0x100, 17)], {}, Outcome.REFUTED),  # CLONE_VM: not a fork
-    ([trace_clone("clone", FORK & ~0xFF, 0)], {}, Outcome.REFUTED),  # no SIGCHLD
-    ([trace_clone("clone", FORK, 17), trace_clone("clone3", THREAD, 0)], {}, Outcome.REFUTED),  # two calls
-    ([], {}, Outcome.REFUTED),  # no clone at all (a fork system call)
-    ([trace_clone("clone3", 0, 0, readable=False)], {"mechanism": "perf"}, Outcome.INCONCLUSIVE),
-    ([trace_clone("clone", FORK, 17)], {"markers": 3}, Outcome.INCONCLUSIVE),  # region unusable
-    ([trace_clone("clone", FORK, 17)], {"control_ok": False}, Outcome.INCONCLUSIVE),
+    ([trace_clone("clone", FORK, 17)], {}, SUPPORTED),
+    ([trace_clone("clone3", 0x200000, 17)], {}, SUPPORTED),  # a clone3 fork is fine too
+    ([trace_clone("clone", FORK | 0x100, 17)], {}, REFUTED),  # CLONE_VM: not a fork
+    ([trace_clone("clone", FORK & ~0xFF, 0)], {}, REFUTED),  # no SIGCHLD
+    ([trace_clone("clone", FORK, 17), trace_clone("clone3", THREAD, 0)], {}, REFUTED),  # two calls
+    ([], {}, REFUTED),  # no clone at all (a fork system call)
+    ([trace_clone("clone3", 0, 0, readable=False)], {"mechanism": "perf"}, INCONCLUSIVE_CAPPED),
+    ([trace_clone("clone", FORK, 17)], {"markers": 3}, INCONCLUSIVE_CAPPED),  # region unusable
+    ([trace_clone("clone", FORK, 17)], {"control_ok": False}, INCONCLUSIVE_CONTROL),
 ])
 def test_fork_is_clone(clones, kw, expected):
-    assert outcome(clone.fork_checks(traced(clones, **kw))) is expected
+    assert verdict("clone.fork-is-clone", traced(clones, **kw))[0] == expected
+
+
+def test_fork_is_clone_evidence_from_plain_data():
+    (out, _), checked = verdict("clone.fork-is-clone", traced([trace_clone("clone", FORK, 17)]))
+    assert out is Outcome.SUPPORTED
+    row, = checked.evidence["clone_calls_in_region"]
+    assert row == {"syscall": "clone", "count": 1, "flags": hex(FORK), "decoded": clone_flags.describe(FORK, "clone"),
+                   "flag_names": ["CLONE_CHILD_CLEARTID", "CLONE_CHILD_SETTID"], "exit_signal": "SIGCHLD"}
+    assert checked.evidence["mechanism"] == "bpf" and checked.evidence["region_syscalls"] == {"getppid": 23}
+    assert checked.evidence["whole_run_clone_calls"] == {"clone": 1, "clone3": 1, "fork": 0, "vfork": 0}
+    assert checked.controls[0].passed is True
+    _, perf = verdict("clone.fork-is-clone", traced([trace_clone("clone3", 0, 0, readable=False)], mechanism="perf"))
+    assert perf.evidence["clone_calls_in_region"][0]["flags"] is None
+    assert perf.checks[1].note == "the mechanism cannot read this call's flags"
+    _, cut = verdict("clone.fork-is-clone", traced([trace_clone("clone", FORK, 17)], markers=3))
+    assert cut.checks[0].note.startswith("no region between the markers: unavailable (the command made 3")
 
 
 @pytest.mark.parametrize("clones,kw,expected", [
-    ([trace_clone("clone3", THREAD, 0)], {}, Outcome.SUPPORTED),
-    ([trace_clone("clone", THREAD, 0)], {}, Outcome.SUPPORTED),  # the fallback, same flags
-    ([trace_clone("clone3", THREAD & ~0x10000, 0)], {}, Outcome.REFUTED),  # no CLONE_THREAD
-    ([trace_clone("clone3", THREAD & ~0x400, 0)], {}, Outcome.REFUTED),  # no CLONE_FILES
-    ([trace_clone("clone3", THREAD, 17)], {}, Outcome.REFUTED),  # a thread that signals its parent
-    ([trace_clone("clone3", 0, 0, readable=False)], {"mechanism": "perf"}, Outcome.INCONCLUSIVE),
-    ([trace_clone("clone3", THREAD, 0)], {"control_ok": False}, Outcome.INCONCLUSIVE),
+    ([trace_clone("clone3", THREAD, 0)], {}, SUPPORTED),
+    ([trace_clone("clone", THREAD, 0)], {}, SUPPORTED),  # the fallback, same flags
+    ([trace_clone("clone3", THREAD & ~0x10000, 0)], {}, REFUTED),  # no CLONE_THREAD
+    ([trace_clone("clone3", THREAD & ~0x400, 0)], {}, REFUTED),  # no CLONE_FILES
+    ([trace_clone("clone3", THREAD, 17)], {}, REFUTED),  # a thread that signals its parent
+    ([trace_clone("clone3", 0, 0, readable=False)], {"mechanism": "perf"}, INCONCLUSIVE_CAPPED),
+    ([trace_clone("clone3", THREAD, 0)], {"control_ok": False}, INCONCLUSIVE_CONTROL),
 ])
 def test_thread_flags(clones, kw, expected):
-    checked = clone.thread_checks(traced(clones, **kw))
-    assert outcome(checked) is expected
-    if expected is Outcome.SUPPORTED:
+    got, checked = verdict("clone.thread-flags", traced(clones, **kw))
+    assert got == expected
+    if expected == SUPPORTED:
         assert set(checked.evidence["flags_found"]) >= set(clone.THREAD_REQUIRED)
         assert all(checked.evidence["also_expected_from_glibc"].values())
 
@@ -134,9 +185,13 @@ def trial(rec, flag, with_flag):
     return next(t for t in rec["trials"] if t["flag"] == flag and t["with"] is with_flag)
 
 
+def share(rec):
+    return {"cloneshare": rec}
+
+
 def test_flags_share_supported_and_table():
-    checked = clone.flags_share_checks(flags_record())
-    assert outcome(checked) is Outcome.SUPPORTED
+    (out, _), checked = verdict("clone.flags-share", share(flags_record()))
+    assert out is Outcome.SUPPORTED
     assert len(checked.evidence["table"]) == 10
 
 
@@ -150,14 +205,14 @@ def test_flags_share_supported_and_table():
 def test_flags_share_refuted(breakage):
     rec = flags_record()
     breakage(rec)
-    assert outcome(clone.flags_share_checks(rec)) is Outcome.REFUTED
+    assert outcome("clone.flags-share", share(rec)) is Outcome.REFUTED
 
 
 def test_flags_share_control_rejects_blind_kcmp():
     rec = flags_record()
     rec["control_self_equal"]["io"] = False
-    checked = clone.flags_share_checks(rec)
-    assert checked.controls[0].passed is False and outcome(checked) is Outcome.INCONCLUSIVE
+    got, checked = verdict("clone.flags-share", share(rec))
+    assert checked.controls[0].passed is False and got == INCONCLUSIVE_CONTROL
 
 
 # ---- space.fd-in-kernel ------------------------------------------------------------------------
@@ -174,14 +229,14 @@ def fd_record(**over):
 
 
 @pytest.mark.parametrize("over,expected", [
-    ({}, Outcome.SUPPORTED),
-    ({"fork__offset_fd": 0}, Outcome.REFUTED),  # the child's read did not move the parent's offset
-    ({"open__offset_fd": 300, "open__kcmp": 0}, Outcome.REFUTED),  # two opens sharing an offset
-    ({"dup__kcmp": 1}, Outcome.REFUTED),  # kcmp disagrees with the offsets
-    ({"controls__kcmp_self": 1}, Outcome.INCONCLUSIVE),  # kcmp never says equal: control fails
+    ({}, SUPPORTED),
+    ({"fork__offset_fd": 0}, REFUTED),  # the child's read did not move the parent's offset
+    ({"open__offset_fd": 300, "open__kcmp": 0}, REFUTED),  # two opens sharing an offset
+    ({"dup__kcmp": 1}, REFUTED),  # kcmp disagrees with the offsets
+    ({"controls__kcmp_self": 1}, INCONCLUSIVE_CONTROL),  # kcmp never says equal: control fails
 ])
 def test_fd_in_kernel(over, expected):
-    assert outcome(space.fd_checks(fd_record(**over))) is expected
+    assert verdict("space.fd-in-kernel", {"fdshare": fd_record(**over)})[0] == expected
 
 
 # ---- space.kthread-no-user ---------------------------------------------------------------------
@@ -198,20 +253,20 @@ def survey_rows():
 
 
 @pytest.mark.parametrize("change,expected", [
-    (None, Outcome.SUPPORTED),
-    (lambda rows: rows.append(task_row(16, "kworker/0:1", True, 3, 1000)), Outcome.REFUTED),
-    (lambda rows: rows.append(task_row(400, "odd", False, 0, 5000)), Outcome.REFUTED),
-    (lambda rows: rows.append(task_row(17, "kworker/1:0", True, None, None)), Outcome.INCONCLUSIVE),
-    (lambda rows: rows.append(task_row(1, "init", False, None, 40000)), Outcome.SUPPORTED),  # maps unreadable,
+    (None, SUPPORTED),
+    (lambda rows: rows.append(task_row(16, "kworker/0:1", True, 3, 1000)), REFUTED),
+    (lambda rows: rows.append(task_row(400, "odd", False, 0, 5000)), REFUTED),
+    (lambda rows: rows.append(task_row(17, "kworker/1:0", True, None, None)), INCONCLUSIVE_CAPPED),
+    (lambda rows: rows.append(task_row(1, "init", False, None, 40000)), SUPPORTED),  # maps unreadable,
     # VmSize alone shows an address space
-    (lambda rows: rows.__delitem__(slice(0, 2)), Outcome.INCONCLUSIVE),  # no kernel thread visible
+    (lambda rows: rows.__delitem__(slice(0, 2)), INCONCLUSIVE_CAPPED),  # no kernel thread visible
 ])
 def test_kthread_no_user(change, expected):
     rows = survey_rows()
     if change:
         change(rows)
-    checked = space.kthread_checks(rows, self_pid=200)
-    assert outcome(checked) is expected
+    got, checked = verdict("space.kthread-no-user", {"tasks": rows, "self_pid": 200})
+    assert got == expected
     assert checked.evidence["excluded_zombie_or_exiting"] == 2
 
 
@@ -221,7 +276,7 @@ def test_kthread_control_rejects_blind_probe():
     for r in rows:
         if not r["kthread"]:
             r["mappings"] = 0
-    checked = space.kthread_checks(rows, self_pid=200)
+    _, checked = verdict("space.kthread-no-user", {"tasks": rows, "self_pid": 200})
     assert checked.controls[0].passed is False
 
 
@@ -248,10 +303,14 @@ def layout(n=3):
     return info, snap
 
 
+def user_layout(info, snap, n=3):
+    return verdict("space.user-layout", {"subject": info, "snapshot": snap, "threads": n})
+
+
 def test_user_layout_supported():
     info, snap = layout()
-    checked = space.user_layout_checks(info, snap, 3)
-    assert outcome(checked) is Outcome.SUPPORTED
+    (out, _), checked = user_layout(info, snap)
+    assert out is Outcome.SUPPORTED
     assert len(checked.evidence["thread_stacks"]) == 3
     assert checked.controls[0].passed is True
 
@@ -260,24 +319,24 @@ def test_user_layout_control_rejects_blind_stack_pointer_probe():
     info, snap = layout()
     for t in snap["threads"]:
         t["stack_pointer"] = "0x0"  # stat's kstkesp: 0 unless the task is being dumped
-    checked = space.user_layout_checks(info, snap, 3)
-    assert checked.controls[0].passed is False and outcome(checked) is Outcome.INCONCLUSIVE
+    got, checked = user_layout(info, snap)
+    assert checked.controls[0].passed is False and got == INCONCLUSIVE_CONTROL
 
 
 @pytest.mark.parametrize("breakage,expected", [
-    (lambda i, s: s["address_space"]["by_kind"].pop("heap"), Outcome.REFUTED),
-    (lambda i, s: s["address_space"]["libraries"].clear(), Outcome.REFUTED),
-    (lambda i, s: s["threads"][2].update(stack={**s["threads"][2]["stack"], "kind": "anonymous"}), Outcome.REFUTED),
+    (lambda i, s: s["address_space"]["by_kind"].pop("heap"), REFUTED),
+    (lambda i, s: s["address_space"]["libraries"].clear(), REFUTED),
+    (lambda i, s: s["threads"][2].update(stack={**s["threads"][2]["stack"], "kind": "anonymous"}), REFUTED),
     (lambda i, s: s["threads"][1].update(stack={**s["threads"][1]["stack"], "start": "0x7f00ffffffff"}),
-     Outcome.REFUTED),  # the mapping found does not hold the pthread range
+     REFUTED),  # the mapping found does not hold the pthread range
     (lambda i, s: s["threads"][3].update(stack=None, stack_reason="running: no stack pointer"),
-     Outcome.INCONCLUSIVE),
-    (lambda i, s: s["address_space"].update(available=False, reason="zombie"), Outcome.INCONCLUSIVE),
+     INCONCLUSIVE_CAPPED),
+    (lambda i, s: s["address_space"].update(available=False, reason="zombie"), INCONCLUSIVE_CAPPED),
 ])
 def test_user_layout_broken(breakage, expected):
     info, snap = layout()
     breakage(info, snap)
-    assert outcome(space.user_layout_checks(info, snap, 3)) is expected
+    assert user_layout(info, snap)[0] == expected
 
 
 # ---- task.thread-is-task ----------------------------------------------------------------------
@@ -290,26 +349,43 @@ def spin(n=3, cpu=None, states=None, main_state="R"):
     return info, {"threads": threads, "clock_ticks_per_s": 100}
 
 
+def thread_is_task(info, snap):
+    return verdict("task.thread-is-task", {"subject": info, "snapshot": snap, "unit_ms": task.UNIT_MS})
+
+
 @pytest.mark.parametrize("kw,expected", [
-    ({}, Outcome.SUPPORTED),
-    ({"cpu": [0.24, 0.24, 0.24]}, Outcome.REFUTED),  # every task shows the process's time
-    ({"cpu": [0.0, 0.0, 0.0]}, Outcome.REFUTED),
-    ({"states": ["S", "R", "S"]}, Outcome.REFUTED),
-    ({"main_state": "S"}, Outcome.REFUTED),
+    ({}, SUPPORTED),
+    ({"cpu": [0.24, 0.24, 0.24]}, REFUTED),  # every task shows the process's time
+    ({"cpu": [0.0, 0.0, 0.0]}, REFUTED),
+    ({"states": ["S", "R", "S"]}, REFUTED),
+    ({"main_state": "S"}, REFUTED),
 ])
 def test_thread_is_task(kw, expected):
     info, snap = spin(**kw)
-    assert outcome(task.thread_is_task_checks(info, snap)) is expected
+    assert thread_is_task(info, snap)[0] == expected
 
 
 def test_thread_is_task_missing_task_and_control():
     info, snap = spin()
     snap["threads"].pop()
-    assert outcome(task.thread_is_task_checks(info, snap)) is Outcome.REFUTED
+    assert thread_is_task(info, snap)[0] == REFUTED
     info, snap = spin()
     info["threads"][0]["cpu_ns"] = 0  # the threads' own clocks say they never ran: control fails
-    checked = task.thread_is_task_checks(info, snap)
-    assert checked.controls[0].passed is False and outcome(checked) is Outcome.INCONCLUSIVE
+    got, checked = thread_is_task(info, snap)
+    assert checked.controls[0].passed is False and got == INCONCLUSIVE_CONTROL
+
+
+@pytest.mark.parametrize("beyond,expected", [(0.9, SUPPORTED), (1.1, REFUTED)])
+def test_thread_is_task_cpu_tolerance_is_the_rules(beyond, expected):
+    """A thread's /proc CPU time may differ from what it burned by the rule's tolerance
+    (the larger of an absolute and a relative one), and no more."""
+    rule = claim("task.thread-is-task").rule
+    burned = [0.04 * (i + 1) for i in range(3)]
+    tol = [max(rule["cpu_tol_ms"] / 1000, rule["cpu_tol_pct"] / 100 * b) for b in burned]
+    info, snap = spin(cpu=[b - beyond * t for b, t in zip(burned, tol)])
+    (got, checked) = thread_is_task(info, snap)
+    assert got == expected
+    assert "within max(" in checked.checks[-1].expected and f"(i+1) x {task.UNIT_MS} ms" in checked.checks[-1].expected
 
 
 # ---- task.threads-share -----------------------------------------------------------------------
@@ -321,14 +397,14 @@ def share_obs():
 
 
 @pytest.mark.parametrize("breakage,expected", [
-    (None, Outcome.SUPPORTED),
-    (lambda o: o["child"].update(files=True), Outcome.REFUTED),
-    (lambda o: o["threads"]["sighand"].__setitem__(1, False), Outcome.REFUTED),
-    (lambda o: o["control"]["unrelated"].update(vm=True), Outcome.INCONCLUSIVE),  # a kcmp that says "equal"
-    (lambda o: o["control"]["self"].update(fs=False), Outcome.INCONCLUSIVE),  # ... or never does
+    (None, SUPPORTED),
+    (lambda o: o["child"].update(files=True), REFUTED),
+    (lambda o: o["threads"]["sighand"].__setitem__(1, False), REFUTED),
+    (lambda o: o["control"]["unrelated"].update(vm=True), INCONCLUSIVE_CONTROL),  # a kcmp that says "equal"
+    (lambda o: o["control"]["self"].update(fs=False), INCONCLUSIVE_CONTROL),  # ... or never does
 ])
 def test_threads_share(breakage, expected):
     obs = copy.deepcopy(share_obs())
     if breakage:
         breakage(obs)
-    assert outcome(task.threads_share_checks(obs)) is expected
+    assert verdict("task.threads-share", obs)[0] == expected

@@ -2,7 +2,12 @@
 
 import io
 
+from perflab.core.record import Verdict
 from perflab.results import terminal
+
+
+def v(rec: dict) -> Verdict:
+    return Verdict.from_json({"schema_version": 2, "host": {}, **rec})
 
 
 def test_brackets_in_data_are_printed_verbatim():
@@ -12,7 +17,7 @@ def test_brackets_in_data_are_printed_verbatim():
            "series": [], "evidence": {"checks": [{"name": "[heap] present", "expected": True,
                                                    "observed": True, "holds": True, "note": "[heap]"}]}}
     out = io.StringIO()
-    terminal.render([rec], out)
+    terminal.render([v(rec)], out)
     text = out.getvalue()
     assert "the [heap] is its own" in text and "check [heap] present: holds" in text and "[vdso]" in text
 
@@ -21,7 +26,7 @@ def _rendered(rec: dict) -> str:
     base = {"claim": "fork.x", "outcome": "supported", "summary": "supported", "statement": "s", "explanation": "e",
             "rerun": "perflab run fork.x", "duration_s": 0.1, "controls": {}, "series": [], "evidence": {}}
     out = io.StringIO()
-    terminal.render([{**base, **rec}], out)
+    terminal.render([v({**base, **rec})], out)
     return " ".join(out.getvalue().split())
 
 
@@ -42,7 +47,7 @@ def test_flat_thresholds_and_the_rules_own_evidence():
                                    "thresholds": {"supported": ">= 10", "refuted": "< 3"}, "outcome": "supported",
                                    "reason": ""},
                       "evidence": {"rule": {"switches (ns)": {"asyncio": {"median_ns": 1800.0}}}}})
-    assert "thresholds (fixed in advance): supported: >= 10; refuted: < 3" in text
+    assert "thresholds (fixed in advance, rule version 1): supported: >= 10; refuted: < 3" in text
     assert "found by the rule: switches (ns)" in text and "1800" in text
     assert "decided on every part" not in text
 
@@ -54,10 +59,17 @@ def _aa(passed, spread):
 def test_noise_summary_names_the_claims_whose_aa_failed():
     from perflab.results.noise import noise_summary
 
-    recs = [{"claim": "a.x", "controls": {"a/a": _aa(True, 1.05)}},
-            {"claim": "b.y", "controls": {"a/a": _aa(False, 1.62), "probe": {"kind": "positive", "passed": False}}},
-            {"claim": "c.z", "controls": {"a/a": _aa(False, 1.31)}},
-            {"claim": "d.w", "controls": {}}]
+    recs = [v({"claim": c, "outcome": "inconclusive", "reason": "control", "controls": ctl}) for c, ctl in (
+        ("a.x", {"a/a": _aa(True, 1.05)}),
+        ("b.y", {"a/a": _aa(False, 1.62), "probe": {"kind": "positive", "passed": False}}),
+        ("c.z", {"a/a": _aa(False, 1.31)}),
+        ("d.w", {}))]
     line = noise_summary(recs)
     assert line.startswith("2 of 3 A/A controls failed (b.y, c.z)") and "1.62x" in line
     assert noise_summary(recs[:1]) is None and noise_summary(recs[3:]) is None
+
+
+def test_an_inconclusive_says_its_reason_and_what_would_change_it():
+    text = _rendered({"outcome": "inconclusive", "reason": "noisy", "action": "rerun with --rigorous",
+                      "summary": "inconclusive (noisy): q = 1"})
+    assert "fork.x: inconclusive (noisy)" in text and "what would change it: rerun with --rigorous" in text

@@ -6,20 +6,19 @@ import random
 
 import pytest
 
-from conftest import SWEEP, power, synthetic
-from perflab.engine import registry
-from perflab.decide import rules
-from perflab.decide.rules import aa_failure
-from perflab.claims import space
-from perflab.core.model import Outcome, Series
+from conftest import SWEEP, claim, evidence, power, synthetic
+from conftest import decide as decide_with
+from perflab.claims import io, space
+from perflab.core.record import Decision, Outcome, Reason
+from perflab.core.rule import Region, Rule
+from perflab.decide import controls, rules
+from perflab.decide.controls import aa_failure
 
-CONF, NBOOT = 0.975, 400
 SEED = int(__import__("os").environ.get("VERDICT_SEED", "7"))
 
 
-def decide(claim_id: str, *series: Series):
-    claim = next(c for c in registry.all_claims() if c.id == claim_id)
-    return claim.decide({s.name: s for s in series}, CONF, random.Random(SEED), NBOOT)
+def decide(claim_id: str, *curves):
+    return decide_with(claim_id, *curves, seed=SEED)
 
 
 # --- io.select-linear / io.poll-linear: exponent in [0.8, 1.25] supported, < 0.5 refuted
@@ -29,14 +28,15 @@ def decide(claim_id: str, *series: Series):
     [
         (power(450, 30, 1.0), Outcome.SUPPORTED),  # linear with a syscall-sized intercept
         (power(450, 60, 0.86), Outcome.SUPPORTED),  # just inside 0.8
-        (power(450, 60, 0.68), Outcome.INCONCLUSIVE),  # between 0.5 and 0.8
+        (power(450, 60, 0.68), (Outcome.INCONCLUSIVE, Reason.BETWEEN)),  # between 0.5 and 0.8
         (power(450, 200, 0.4), Outcome.REFUTED),  # sublinear: just outside 0.5
-        (power(450, 0.002, 1.6), Outcome.INCONCLUSIVE),  # superlinear: above 1.25
+        (power(450, 0.002, 1.6), (Outcome.INCONCLUSIVE, Reason.BETWEEN)),  # superlinear: above 1.25
     ],
 )
 def test_linear_rule(claim_id, name, cost, expected):
     d = decide(claim_id, synthetic(name, SWEEP, cost))
-    assert d.outcome is expected, d
+    outcome, reason = expected if isinstance(expected, tuple) else (expected, None)
+    assert (d.outcome, d.inconclusive) == (outcome, reason), d
 
 
 # --- io.epoll-flat: exponent in [-0.1, 0.1] supported, > 0.3 refuted
@@ -67,7 +67,9 @@ def test_epoll_flat_rule(cost, expected):
 def test_needs_edge_rule(lt, et, expected):
     d = decide("io.epoll-needs-edge", synthetic("epoll-lt", SWEEP, lt), synthetic("epoll-et", SWEEP, et))
     assert d.outcome is expected, d
-    assert "edge-triggered exponent" in d.thresholds
+    parts = [k for k, v in d.thresholds.items() if isinstance(v, dict)]
+    assert len(parts) == 2 and any("edge-triggered" in k for k in parts)
+    assert (d.inconclusive is None) == (expected is not Outcome.INCONCLUSIVE)
 
 
 # --- io.epoll-all-ready: exponent in [0.8, 1.25] supported, < 0.3 refuted
@@ -104,17 +106,16 @@ def test_syscall_in_context_rule(per_call, expected):
 def test_switch_probe_control_rejects_a_blind_counter():
     good = synthetic("switch-probe-control", (None,), lambda _x: 1.0, noise=0, outlier_every=0, x=None)
     blind = synthetic("switch-probe-control", (None,), lambda _x: 0.0, noise=0, outlier_every=0, x=None)
-    assert space.probe_control({"switch-probe-control": good}, CONF, random.Random(1), NBOOT).passed is True
-    assert space.probe_control({"switch-probe-control": blind}, CONF, random.Random(1), NBOOT).passed is False
+    assert space.probe_control(evidence(good)).passed is True
+    blind_control = space.probe_control(evidence(blind))
+    assert blind_control.passed is False and "cannot see" in blind_control.detail["why"]
 
 
 def test_spin_positive_control_both_ways():
-    from perflab.claims import io
-
     linear = synthetic("spin-control", SWEEP, power(1, 1.1, 1.0))
     flat = synthetic("spin-control", SWEEP, lambda n: 5.0)
-    assert io.spin_control({"spin-control": linear}, CONF, random.Random(1), NBOOT).passed is True
-    assert io.spin_control({"spin-control": flat}, CONF, random.Random(1), NBOOT).passed is False
+    assert io.spin_control(evidence(linear)).passed is True
+    assert io.spin_control(evidence(flat)).passed is False
 
 
 # --- A/A negative control
@@ -122,7 +123,7 @@ def _aa(shift: float, n: int = 15, noise: float = 0.03, seed: int = 3):
     rng = random.Random(seed)
     a = [420 * (1 + rng.gauss(0, noise)) for _ in range(n)]
     b = [420 * shift * (1 + rng.gauss(0, noise)) for _ in range(n)]
-    return rules.aa_control(a, b, random.Random(seed), 1000)
+    return controls.aa_control(a, b, evidence(n_boot=1000, seed=seed))
 
 
 def test_aa_passes_on_equal_sets():
@@ -152,23 +153,60 @@ def test_aa_tolerates_bimodal_processes():
     rng = random.Random(5)
     a = [rng.choice((415, 415, 487)) * (1 + rng.gauss(0, 0.01)) for _ in range(15)]
     b = [rng.choice((415, 415, 487)) * (1 + rng.gauss(0, 0.01)) for _ in range(15)]
-    assert rules.aa_control(a, b, random.Random(5), 1000).passed
+    assert controls.aa_control(a, b, evidence(n_boot=1000, seed=5)).passed
+
+
+PARTS = Rule(quantity="q", short="q", parts=(Rule(quantity="a", short="a", supported=Region(1, 2), name="a"),
+                                             Rule(quantity="b", short="b", supported=Region(1, 2), name="b")))
 
 
 def test_all_of_combines_parts():
-    from perflab.core.model import Decision
+    def d(o, why=None):
+        return Decision(o, "q", 1.0, (0.9, 1.1), {}, inconclusive=why)
 
-    def d(o):
-        return Decision(o, "q", 1.0, (0.9, 1.1), {})
-
-    assert rules.all_of([d(Outcome.SUPPORTED), d(Outcome.SUPPORTED)], "q").outcome is Outcome.SUPPORTED
-    assert rules.all_of([d(Outcome.SUPPORTED), d(Outcome.REFUTED)], "q").outcome is Outcome.REFUTED
-    assert rules.all_of([d(Outcome.SUPPORTED), d(Outcome.INCONCLUSIVE)], "q").outcome is Outcome.INCONCLUSIVE
+    r = PARTS
+    assert rules.all_of([d(Outcome.SUPPORTED), d(Outcome.SUPPORTED)], r).outcome is Outcome.SUPPORTED
+    assert rules.all_of([d(Outcome.SUPPORTED), d(Outcome.REFUTED)], r).outcome is Outcome.REFUTED
+    mixed = rules.all_of([d(Outcome.SUPPORTED), d(Outcome.INCONCLUSIVE, Reason.NOISY)], r)
+    assert (mixed.outcome, mixed.inconclusive) == (Outcome.INCONCLUSIVE, Reason.NOISY)
+    small = rules.all_of([d(Outcome.INCONCLUSIVE, Reason.BETWEEN), d(Outcome.SUPPORTED)], r)
+    assert small.inconclusive is Reason.BETWEEN
     a, b = Decision(Outcome.SUPPORTED, "a", 1.0, None, {}, evidence={"x": 1}), d(Outcome.SUPPORTED)
     b.evidence["y"] = 2
-    assert rules.all_of([a, b], "q").evidence == {"x": 1, "y": 2}
+    assert rules.all_of([a, b], r).evidence == {"x": 1, "y": 2}
     c = Decision(Outcome.SUPPORTED, "c", 1.0, None, {}, evidence={"x": 3})
-    assert rules.all_of([a, c], "q").evidence == {"a: x": 1, "c: x": 3}  # nothing overwritten
+    assert rules.all_of([a, c], r).evidence == {"a: x": 1, "c: x": 3}  # nothing overwritten
+
+
+# --- the generic interval rule, and its reasons (core/rule.py)
+@pytest.mark.parametrize("lo,hi,expected", [
+    (0.85, 1.1, (Outcome.SUPPORTED, None)),
+    (0.1, 0.4, (Outcome.REFUTED, None)),
+    (0.55, 0.75, (Outcome.INCONCLUSIVE, Reason.BETWEEN)),  # in the gap: a smaller effect
+    (0.6, 0.9, (Outcome.INCONCLUSIVE, Reason.NOISY)),  # straddles 0.8
+    (0.3, 0.9, (Outcome.INCONCLUSIVE, Reason.NOISY)),  # straddles both
+    (1.3, 1.6, (Outcome.INCONCLUSIVE, Reason.BETWEEN)),  # beyond the supported side, nothing refutes
+    (float("nan"), 1.0, (Outcome.INCONCLUSIVE, Reason.NOISY)),
+])
+def test_rule_judges_an_interval_with_its_reason(lo, hi, expected):
+    assert io.linear_rule("select").judge(lo, hi) == expected
+
+
+def test_a_rule_cannot_overlap_its_sides():
+    with pytest.raises(ValueError, match="overlap"):
+        Rule(quantity="q", short="q", supported=Region(1, 2), refuted=Region(1.5, 3))
+    with pytest.raises(ValueError, match="lo > hi"):
+        Region(2, 1)
+
+
+def test_rule_words_come_from_its_numbers():
+    r = Rule(quantity="q", short="ratio", supported=Region(10), refuted=Region(hi=3), constants={"k": 8},
+             refuted_text="ratio {refuted} with >= {k} cores")
+    assert r.thresholds() == {"supported": "ratio >= 10", "refuted": "ratio <= 3 with >= 8 cores"}
+    assert r.row() == "ratio >= 10 supported; ratio <= 3 with >= 8 cores refuted"
+    assert r["k"] == 8 and sorted(r.numbers()) == [3, 8, 10]
+    with pytest.raises(KeyError, match="no constant"):
+        r["nope"]
 
 
 def test_few_noisy_samples_do_not_decide():
@@ -181,4 +219,5 @@ def test_few_noisy_samples_do_not_decide():
 def test_exponent_rule_unmeasurable_is_inconclusive():
     s = synthetic("select", (10, 19984), power(400, 30, 1.0))  # one point in the top decade
     d = decide("io.select-linear", s)
+    assert d.inconclusive is Reason.NOISY
     assert d.outcome is Outcome.INCONCLUSIVE and d.value is None and d.reason

@@ -1,5 +1,13 @@
-"""perflab: pre-registered, measured experiments on beliefs about the Linux kernel."""
+"""perflab: pre-registered, measured experiments on beliefs about the Linux kernel.
 
+    import perflab
+    verdicts = perflab.run(["io.epoll-flat"], budget="quick")
+    runs = perflab.store.open().runs()
+
+Names are loaded on first use, so ``import perflab`` stays cheap for the command line.
+"""
+
+from importlib import import_module
 from importlib.metadata import PackageNotFoundError, version
 
 try:
@@ -7,4 +15,22 @@ try:
 except PackageNotFoundError:  # a source checkout that was never installed
     __version__ = "0.0.0+unknown"
 
-__all__ = ["__version__"]
+_LAZY = {
+    "run": ("perflab.api", "run"),
+    "Run": ("perflab.api", "Run"),
+    "store": ("perflab.results.store", None),
+    "Verdict": ("perflab.core.record", "Verdict"),
+    "Outcome": ("perflab.core.record", "Outcome"),
+    "Reason": ("perflab.core.record", "Reason"),
+    "claims": ("perflab.engine.registry", "all_claims"),
+}
+
+__all__ = ["__version__", *_LAZY]
+
+
+def __getattr__(name: str):
+    if name not in _LAZY:
+        raise AttributeError(f"module 'perflab' has no attribute {name!r}")
+    module, attr = _LAZY[name]
+    value = import_module(module)
+    return getattr(value, attr) if attr else value

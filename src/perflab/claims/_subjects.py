@@ -23,6 +23,10 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+# the subject files this module runs (engine/provenance.py hashes them into every claim
+# that imports it)
+PROVENANCE = ("subjects/pyswitch.py", "subjects/green.go")
+
 SUBJECTS = Path(__file__).resolve().parent.parent / "subjects"
 PY_SUBJECT = SUBJECTS / "pyswitch.py"
 GO_SOURCE = SUBJECTS / "green.go"
@@ -111,6 +115,17 @@ def go_subject() -> GoBuild:
     except (OSError, subprocess.TimeoutExpired) as exc:
         return GoBuild(None, f"cannot build the Go subject under {root}: {exc}", version=version, log=str(exc))
     return GoBuild(exe, version=version)
+
+
+def go_facts(build: GoBuild) -> dict[str, object]:
+    """What a plan found about the Go subject, as JSON for ``Plan.facts``: built (with
+    the toolchain's version), or why not (no toolchain: the fix; a failed build: where its
+    log is reported)."""
+    if build.path is not None:
+        return {"built": True, "version": build.version}
+    why = build.reason if build.missing else (
+        f"the Go subject could not be built ({build.reason}; green.not-tasks reports the build error)")
+    return {"built": False, "version": build.version, "why": why}
 
 
 def go_argv(build: GoBuild, variant: str, *args: str) -> list[str]:

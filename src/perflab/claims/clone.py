@@ -6,119 +6,209 @@ CLONE_FS, CLONE_IO, CLONE_VM."
 
 clone.fork-is-clone and clone.thread-flags trace the ``task`` kernel's marked fork() and
 pthread_create() with perflab.observe.trace (docs/trace.md), which runs its own positive control
-first; clone.flags-share runs the ``cloneshare`` kernel.
+first; clone.flags-share runs the ``cloneshare`` kernel. A trace is kept as plain data
+(``trace_observation``: the calls between the markers with their raw flags, the region's
+counts, the mechanism and its control), so a stored record is judged again from it.
 """
 
 from __future__ import annotations
 
 from typing import Any, Mapping
 
-from perflab.engine import process
-from perflab.observe import trace
 from perflab.core.claim import Check, Checked, Claim, Settings
 from perflab.core.errors import ClaimSkipped
-from perflab.core.model import Control
-from perflab.observe.trace import TraceResult, Unavailable
+from perflab.core.record import Control
+from perflab.core.rule import Rule, exact
+from perflab.engine import process
+from perflab.observe import trace
+from perflab.observe.trace import clone_flags
+from perflab.observe.trace.result import TraceResult, Unavailable
 
 THREAD_REQUIRED = ("CLONE_VM", "CLONE_FS", "CLONE_FILES", "CLONE_SIGHAND", "CLONE_THREAD")
 THREAD_ALSO = ("CLONE_SYSVSEM", "CLONE_SETTLS", "CLONE_PARENT_SETTID", "CLONE_CHILD_CLEARTID")
 TRACE_TIMEOUT_S = 60.0
+FORKING = ("clone", "clone3", "fork", "vfork")  # counted over the whole run, for the evidence
 
 
-def _trace_control(result: TraceResult) -> Control:
+# ---- a trace as plain data ---------------------------------------------------------------------
+def _unav(v: Any) -> Any:
+    return {"unavailable": v.reason} if isinstance(v, Unavailable) else v
+
+
+def trace_observation(result: TraceResult) -> dict[str, Any]:
+    """What the clone.* checks read of a trace, as JSON (stored as evidence.observed and
+    judged again from there): TraceResult.to_json()'s shape for the parts they need, with
+    each clone call's raw flags and exit signal (decoded by the judge, not stored decoded)."""
     rep = result.control
+    clones: Any
+    if isinstance(result.clone_calls, Unavailable):
+        clones = _unav(result.clone_calls)
+    else:
+        clones = [{"syscall": c.syscall, "flags": _unav(c.flags), "exit_signal": _unav(c.exit_signal),
+                   "count": c.count, "in_region": c.in_region} for c in result.clone_calls]
+    return {
+        "command": list(result.argv),
+        "mechanism": result.mechanism,
+        "rejected": dict(result.rejected),
+        "control": None if rep is None else {"mechanism": rep.mechanism, "passed": rep.passed,
+                                             "checks": list(rep.checks), "failures": list(rep.failures)},
+        "exit_status": result.exit_status,
+        "region": None if result.region is None else {"marker": result.region_marker, "markers": result.markers,
+                                                      "syscalls": _unav(result.region)},
+        "clone_calls": clones,
+        "whole_run_clone_calls": {k: result.calls(k) for k in FORKING},
+    }
+
+
+def _why_not(v: Any) -> str | None:
+    """The reason of an {"unavailable": reason}, None for a value."""
+    return v["unavailable"] if isinstance(v, Mapping) and isinstance(v.get("unavailable"), str) else None
+
+
+def _readable(c: Mapping[str, Any]) -> bool:
+    return _why_not(c["flags"]) is None and _why_not(c["exit_signal"]) is None
+
+
+def _flag_names(c: Mapping[str, Any]) -> tuple[str, ...]:
+    return clone_flags.flag_names(c["flags"], c["syscall"]) if _why_not(c["flags"]) is None else ()
+
+
+def _has(c: Mapping[str, Any], flag: str) -> bool:
+    return flag in _flag_names(c)
+
+
+def _signal(c: Mapping[str, Any]) -> str | None:
+    """The exit signal's name ('SIGCHLD'); None for none (a thread) or unreadable."""
+    return None if _why_not(c["exit_signal"]) is not None else clone_flags.signal_name(c["exit_signal"])
+
+
+def _describe(c: Mapping[str, Any]) -> str:
+    if not _readable(c):
+        return f"unavailable ({_why_not(c['flags']) or _why_not(c['exit_signal'])})"
+    return clone_flags.describe(c["flags"], c["syscall"], c["exit_signal"])
+
+
+def _region(obs: Mapping[str, Any]) -> dict[str, int] | None:
+    region = obs["region"]
+    return None if region is None or _why_not(region["syscalls"]) else dict(region["syscalls"])
+
+
+def _trace_control(obs: Mapping[str, Any]) -> Control:
+    rep = obs["control"]
     if rep is None:
         return Control("trace-control", "positive", None, {"reason": "no control report"})
-    return Control("trace-control", "positive", rep.passed,
-                   {"mechanism": rep.mechanism, "checks": "; ".join(rep.checks), "failures": "; ".join(rep.failures) or "none",
+    return Control("trace-control", "positive", rep["passed"],
+                   {"mechanism": rep["mechanism"], "checks": "; ".join(rep["checks"]),
+                    "failures": "; ".join(rep["failures"]) or "none",
                     "workload": "trace_control --variant=control: 29 getppid calls, a thread and a fork"})
 
 
-def _region_clones(result: TraceResult) -> tuple[list, str]:
+def _region_clones(obs: Mapping[str, Any]) -> tuple[list[Mapping[str, Any]], str]:
     """The clone/clone3 calls between the markers, or why they cannot be read."""
-    if isinstance(result.clone_calls, Unavailable):
-        return [], result.clone_calls.reason
-    if result.region is None or isinstance(result.region, Unavailable):
-        return [], f"no region between the markers: {result.region}"
-    return [c for c in result.clone_calls if c.in_region], ""
+    clones = obs["clone_calls"]
+    if _why_not(clones) is not None:
+        return [], _why_not(clones)
+    region = obs["region"]
+    if region is None:
+        return [], "no region between the markers: None"
+    if _why_not(region["syscalls"]) is not None:
+        return [], f"no region between the markers: unavailable ({_why_not(region['syscalls'])})"
+    return [c for c in clones if c["in_region"]], ""
 
 
 def _call_rows(calls) -> list[dict[str, Any]]:
-    return [{"syscall": c.syscall, "count": c.count, "flags": None if isinstance(c.flags, Unavailable) else hex(c.flags),
-             "decoded": c.describe(), "flag_names": list(c.flag_names),
-             "exit_signal": c.exit_signal_name if not isinstance(c.exit_signal_name, Unavailable) else None}
+    return [{"syscall": c["syscall"], "count": c["count"],
+             "flags": hex(c["flags"]) if _why_not(c["flags"]) is None else None,
+             "decoded": _describe(c), "flag_names": list(_flag_names(c)), "exit_signal": _signal(c)}
             for c in calls]
 
 
-def _base_evidence(result: TraceResult, calls) -> dict[str, Any]:
-    region = result.region if isinstance(result.region, dict) else None
-    return {"mechanism": result.mechanism, "rejected_mechanisms": dict(result.rejected),
+def _base_evidence(obs: Mapping[str, Any], calls) -> dict[str, Any]:
+    return {"mechanism": obs["mechanism"], "rejected_mechanisms": dict(obs["rejected"]),
             "clone_calls_in_region": _call_rows(calls),
-            "region_syscalls": region,
-            "whole_run_clone_calls": {k: result.calls(k) for k in ("clone", "clone3", "fork", "vfork")}}
+            "region_syscalls": _region(obs),
+            "whole_run_clone_calls": dict(obs["whole_run_clone_calls"])}
 
 
 # ---- clone.fork-is-clone -------------------------------------------------------------------
-def fork_checks(result: TraceResult) -> Checked:
-    """The exact checks of clone.fork-is-clone (pure) on a trace of one marked fork()."""
-    calls, why = _region_clones(result)
-    region = result.region if isinstance(result.region, dict) else {}
-    n = sum(c.count for c in calls)
+FORK_IS_CLONE = exact("exactly one clone/clone3 (no fork) between the markers, without CLONE_VM, exit signal SIGCHLD",
+                      "anything else")
+
+
+def fork_checks(obs: Mapping[str, Any]) -> Checked:
+    """The exact checks of clone.fork-is-clone (pure) on a trace of one marked fork()
+    (trace_observation)."""
+    calls, why = _region_clones(obs)
+    region = _region(obs) or {}
+    n = sum(c["count"] for c in calls)
     checks = [Check("fork() issues one clone or clone3 system call", "1 clone/clone3, 0 fork/vfork between the markers",
                     {"clone/clone3": n, "fork": region.get("fork", 0), "vfork": region.get("vfork", 0)},
                     None if why else (n == 1 and not region.get("fork") and not region.get("vfork")), why)]
-    readable = [c for c in calls if not isinstance(c.flags, Unavailable)]
+    readable = [c for c in calls if _readable(c)]
     if n == 1 and readable:
         c = readable[0]
         checks.append(Check("its flags: no CLONE_VM (nor CLONE_THREAD)", "CLONE_VM and CLONE_THREAD absent",
-                            c.describe(), not c.has("CLONE_VM") and not c.has("CLONE_THREAD")))
-        checks.append(Check("its exit signal is SIGCHLD", "SIGCHLD", c.exit_signal_name,
-                            c.exit_signal_name == "SIGCHLD"))
+                            _describe(c), not _has(c, "CLONE_VM") and not _has(c, "CLONE_THREAD")))
+        checks.append(Check("its exit signal is SIGCHLD", "SIGCHLD", _signal(c), _signal(c) == "SIGCHLD"))
     else:
         note = why or ("the mechanism cannot read this call's flags" if calls else "no call to read")
         checks.append(Check("its flags: no CLONE_VM (nor CLONE_THREAD)", "CLONE_VM and CLONE_THREAD absent",
                             None, None, note))
         checks.append(Check("its exit signal is SIGCHLD", "SIGCHLD", None, None, note))
-    return Checked(checks, [_trace_control(result)], _base_evidence(result, calls))
+    return Checked(checks, [_trace_control(obs)], _base_evidence(obs, calls))
 
 
 # ---- clone.thread-flags ----------------------------------------------------------------------
-def thread_checks(result: TraceResult) -> Checked:
-    """The exact checks of clone.thread-flags (pure) on a trace of one marked pthread_create."""
-    calls, why = _region_clones(result)
-    n = sum(c.count for c in calls)
+THREAD_FLAGS = exact("one clone/clone3 between the markers with all five flags and no exit signal "
+                     "(every flag found is listed)", "a flag missing")
+
+
+def thread_checks(obs: Mapping[str, Any]) -> Checked:
+    """The exact checks of clone.thread-flags (pure) on a trace of one marked pthread_create
+    (trace_observation)."""
+    calls, why = _region_clones(obs)
+    n = sum(c["count"] for c in calls)
     checks = [Check("pthread_create issues one clone or clone3 system call", 1, n, None if why else n == 1, why)]
-    readable = [c for c in calls if not isinstance(c.flags, Unavailable)]
+    readable = [c for c in calls if _readable(c)]
     c = readable[0] if n == 1 and readable else None
     note = why or ("the mechanism cannot read this call's flags" if calls else "no call to read")
     for flag in THREAD_REQUIRED:
-        checks.append(Check(f"{flag} set", "set", None if c is None else ("set" if c.has(flag) else "absent"),
-                            None if c is None else c.has(flag), "" if c else note))
+        checks.append(Check(f"{flag} set", "set", None if c is None else ("set" if _has(c, flag) else "absent"),
+                            None if c is None else _has(c, flag), "" if c else note))
     checks.append(Check("no exit signal (a thread notifies nobody)", None,
-                        None if c is None else c.exit_signal_name,
-                        None if c is None else c.exit_signal_name is None, "" if c else note))
-    evidence = _base_evidence(result, calls)
+                        None if c is None else _signal(c),
+                        None if c is None else _signal(c) is None, "" if c else note))
+    evidence = _base_evidence(obs, calls)
     if c is not None:
-        evidence["flags_found"] = list(c.flag_names)
-        evidence["also_expected_from_glibc"] = {f: c.has(f) for f in THREAD_ALSO}
-        evidence["syscall"] = c.syscall
-    return Checked(checks, [_trace_control(result)], evidence)
+        evidence["flags_found"] = list(_flag_names(c))
+        evidence["also_expected_from_glibc"] = {f: _has(c, f) for f in THREAD_ALSO}
+        evidence["syscall"] = c["syscall"]
+    return Checked(checks, [_trace_control(obs)], evidence)
 
 
-def _traced(variant: str) -> TraceResult:
+def _traced(variant: str) -> dict[str, Any]:
     argv = [str(process.kernel_path("task")), f"--variant={variant}"]
     try:
-        return trace.count(argv, region=trace.MARKER, timeout=TRACE_TIMEOUT_S)
+        result = trace.count(argv, region=trace.MARKER, timeout=TRACE_TIMEOUT_S)
     except trace.TraceUnavailable as exc:
         raise ClaimSkipped(str(exc)) from None
+    return {"trace": trace_observation(result)}
 
 
-def _fork_check(settings: Settings, measure) -> Checked:
-    return fork_checks(_traced("fork-marked"))
+def _fork_observe(settings: Settings, measure) -> dict[str, Any]:
+    return _traced("fork-marked")
 
 
-def _thread_check(settings: Settings, measure) -> Checked:
-    return thread_checks(_traced("thread-marked"))
+def _fork_judge(obs: Mapping[str, Any], rule: Rule) -> Checked:
+    return fork_checks(obs["trace"])
+
+
+def _thread_observe(settings: Settings, measure) -> dict[str, Any]:
+    return _traced("thread-marked")
+
+
+def _thread_judge(obs: Mapping[str, Any], rule: Rule) -> Checked:
+    return thread_checks(obs["trace"])
 
 
 # ---- clone.flags-share -----------------------------------------------------------------------
@@ -173,8 +263,12 @@ def flags_share_checks(rec: Mapping[str, Any]) -> Checked:
     return Checked(checks, controls, evidence)
 
 
-def _flags_share_check(settings: Settings, measure) -> Checked:
-    return flags_share_checks(measure(["cloneshare", "--variant=flags"], 30.0))
+def _flags_share_observe(settings: Settings, measure) -> dict[str, Any]:
+    return {"cloneshare": measure(["cloneshare", "--variant=flags"], 30.0)}
+
+
+def _flags_share_judge(obs: Mapping[str, Any], rule: Rule) -> Checked:
+    return flags_share_checks(obs["cloneshare"])
 
 
 TRACE_MECHANISM = (
@@ -196,9 +290,9 @@ CLAIMS = [
         seed_point="7. fork creates a child process, clone creates a thread",
         mechanism=TRACE_MECHANISM,
         kernel="task",
-        thresholds={"supported": "exactly one clone/clone3 (no fork) between the markers, without CLONE_VM, "
-                                 "exit signal SIGCHLD", "refuted": "anything else"},
-        check=_fork_check,
+        rule=FORK_IS_CLONE,
+        observe=_fork_observe,
+        judge=_fork_judge,
     ),
     Claim(
         id="clone.thread-flags",
@@ -207,9 +301,9 @@ CLAIMS = [
         seed_point="7. clone creates a thread; flags choose what parent and child share",
         mechanism=TRACE_MECHANISM,
         kernel="task",
-        thresholds={"supported": "one clone/clone3 between the markers with all five flags and no exit signal "
-                                 "(every flag found is listed)", "refuted": "a flag missing"},
-        check=_thread_check,
+        rule=THREAD_FLAGS,
+        observe=_thread_observe,
+        judge=_thread_judge,
     ),
     Claim(
         id="clone.flags-share",
@@ -228,8 +322,9 @@ CLAIMS = [
             "objects (kernel/kcmp.c)."
         ),
         kernel="cloneshare",
-        thresholds={"supported": "for every flag: with it the effect is seen and kcmp is equal on that resource "
-                                 "only; without it neither", "refuted": "any flag otherwise"},
-        check=_flags_share_check,
+        rule=exact("for every flag: with it the effect is seen and kcmp is equal on that resource only; "
+                   "without it neither", "any flag otherwise"),
+        observe=_flags_share_observe,
+        judge=_flags_share_judge,
     ),
 ]

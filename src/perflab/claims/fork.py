@@ -8,75 +8,35 @@ memory or page tables."
 from __future__ import annotations
 
 import json
-import os
 import random
-import signal
-import subprocess
-import threading
 from statistics import median
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping
 
-from perflab.decide import stats
-from perflab.core.claim import Check, Checked, Claim, SeriesSpec, Settings
+from perflab.core.claim import Checked, Claim, Curve, Evidence, Plan, SeriesSpec, Settings
 from perflab.core.errors import AccessDenied, KernelFailed
-from perflab.core.model import Control, Decision, Param, Series
-from perflab.engine.process import kernel_path
+from perflab.core.params import Param
+from perflab.core.record import Control, Decision
+from perflab.core.rule import INF, Region, Rule, exact
+from perflab.decide import stats
+from perflab.decide.rules import all_of, exponent_rule, ratio_rule
+from perflab.claims._fork_cow import Frames, cow_checks, cow_observation
+from perflab.engine.process import Child
 from perflab.observe.procfs.pagemap import PAGE_SIZE, shared_frames
-from perflab.decide.rules import INF, all_of, exponent_rule, ratio_rule, region
+
+SOURCE = "CLAIMS.md, section 6, fixed before the first live run"
 
 # ---------------------------------------------------------------- fork.cow
 
 COW_PAGES = Param("pages", 256, 1, 65536, "pages the child reads, then writes", unit="pages")
-READ_FAULTS_MAX = 2
-
-
-def write_fault_bounds(k: int) -> tuple[int, float]:
-    return k, 1.1 * k + 2
-
-
-Frames = Sequence[tuple[int | None, int | None]] | None  # (parent PFN, child PFN) per page; None: no root
-
-
-def cow_checks(k: int, after_fork: Frames, after_read: Frames, after_write: Frames,
-               read_faults: int, write_faults: int, parent_intact: bool) -> list[Check]:
-    """Decision of fork.cow (pure): frames are (parent PFN, child PFN) per page, or None
-    when page frame numbers cannot be read here (not root)."""
-    no_root = "page frame numbers need root (CAP_SYS_ADMIN): pagemap hides them; not evaluated"
-
-    def frame_check(name: str, expected: str, frames: Frames, ok) -> Check:
-        if frames is None:
-            return Check(name, expected, None, None, no_root)
-        return Check(name, expected, ok(frames), holds=ok(frames)["holds"])
-
-    def all_shared(frames):
-        n = sum(1 for p, c in frames if p is not None and p == c)
-        return {"shared": n, "pages": len(frames), "holds": n == len(frames)}
-
-    def all_new(frames):
-        n = sum(1 for p, c in frames if p is not None and c is not None and p != c)
-        return {"child_on_new_frames": n, "pages": len(frames), "holds": n == len(frames)}
-
-    lo, hi = write_fault_bounds(k)
-    checks = [
-        frame_check(f"after fork: child and parent map the same physical frames ({k} pages)", "all shared",
-                    after_fork, all_shared),
-        Check(f"child reads {k} pages: minor faults", f"<= {READ_FAULTS_MAX}", read_faults,
-              holds=read_faults <= READ_FAULTS_MAX),
-        frame_check("after reading: still the same frames", "all shared", after_read, all_shared),
-        Check(f"child writes {k} pages: minor faults", f"between {lo} and {hi:g}", write_faults,
-              holds=lo <= write_faults <= hi),
-        frame_check("after writing: the child's pages are on new frames", "all new", after_write, all_new),
-    ]
-    if after_fork is None or after_write is None:
-        checks.append(Check("after writing: the parent keeps its frames", "unchanged", None, None, no_root))
-    else:
-        kept = sum(1 for (p0, _c0), (p1, _c1) in zip(after_fork, after_write) if p0 is not None and p0 == p1)
-        checks.append(Check("after writing: the parent keeps its frames", "unchanged",
-                            {"kept": kept, "pages": len(after_fork)}, holds=kept == len(after_fork)))
-    checks.append(Check("the parent's memory is unchanged by the child's writes", True, parent_intact,
-                        holds=bool(parent_intact)))
-    return checks
-
+COW_TIMEOUT_S = 60.0  # the cow kernel's whole life, its phases and our pagemap reads included
+COW_RULE = exact(
+    "every check holds: frames shared after fork and after reading, new after writing; "
+    "k <= write faults <= {write_faults_factor}k+{write_faults_slack}; read faults <= {read_faults_max}",
+    "any check fails",
+    constants={"read_faults_max": 2, "write_faults_factor": 1.1, "write_faults_slack": 2},
+    reason=f"{SOURCE} (fork.cow): one write-protect fault per page the child writes (k), with a little "
+           "slack; reading pages it shares takes (almost) none",
+)
 
 def _frames(parent: int, child: int, addrs: list[int]) -> tuple[Frames, list[int | None] | None, str | None]:
     try:
@@ -86,101 +46,75 @@ def _frames(parent: int, child: int, addrs: list[int]) -> tuple[Frames, list[int
     return [(f.pfn_a, f.pfn_b) for f in fs], [f.mapcount for f in fs], None
 
 
-def drive_cow(pages: int, timeout: float = 60.0) -> dict[str, Any]:
-    """Run the cow kernel, reading both processes' pagemaps between its phases."""
-    argv = [str(kernel_path("cow")), "--variant=cow", f"--pages={pages}"]
-    proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, start_new_session=True)
-
-    def kill() -> None:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-
-    timer = threading.Timer(timeout, kill)
-    timer.start()
+def drive_cow(pages: int, timeout: float = COW_TIMEOUT_S) -> dict[str, Any]:
+    """Run the cow kernel (an interactive engine.process.Child: its own process group,
+    killed past ``timeout`` or on any exit from here), reading both processes' pagemaps
+    between its phases."""
     out: dict[str, Any] = {}
-    try:
+    with Child(["cow", "--variant=cow", f"--pages={pages}"], timeout_s=timeout, interactive=True) as child:
         def phase(name: str) -> dict[str, Any]:
-            line = proc.stdout.readline()
+            line = child.readline(timeout)
             try:
                 rec = json.loads(line)
             except ValueError:
-                kill()
-                proc.wait()
-                raise KernelFailed(f"cow: no {name!r} phase record (got {line!r})", stderr=proc.stderr.read(),
-                                   returncode=proc.returncode) from None
-            if rec.get("phase") != name:
+                child.kill()  # silent, finished or babbling: nothing more will come; reap it for its status
+                child.wait()
+                raise child.failure(f"gave no {name!r} phase record (got {line[:200]!r})") from None
+            if not isinstance(rec, dict) or rec.get("phase") != name:
                 raise KernelFailed(f"cow: expected phase {name!r}, got {rec!r}")
             return rec
 
-        def go() -> None:
-            proc.stdin.write("go\n")
-            proc.stdin.flush()
-
         forked = phase("forked")
-        parent, child, addr = forked["parent"], forked["child"], forked["addr"]
+        parent, pid, addr = forked["parent"], forked["child"], forked["addr"]
         addrs = [addr + i * PAGE_SIZE for i in range(pages)]
-        out["after_fork"], out["mapcount_after_fork"], out["frames_note"] = _frames(parent, child, addrs)
-        go()
+        out["after_fork"], out["mapcount_after_fork"], out["frames_note"] = _frames(parent, pid, addrs)
+        child.send("go")
         out["read_faults"] = phase("read")["faults"]
-        out["after_read"], _, _ = _frames(parent, child, addrs)
-        go()
+        out["after_read"], _, _ = _frames(parent, pid, addrs)
+        child.send("go")
         out["write_faults"] = phase("written")["faults"]
-        out["after_write"], out["mapcount_after_write"], _ = _frames(parent, child, addrs)
-        go()
+        out["after_write"], _, _ = _frames(parent, pid, addrs)
+        child.send("go")
         done = phase("done")
         out["parent_intact"] = bool(done["parent_pages_intact"]) and done["child_status"] == 0
-        proc.wait(timeout=timeout)
-    finally:
-        timer.cancel()
-        if proc.poll() is None:
-            kill()
-            proc.wait()
-        for f in (proc.stdin, proc.stdout, proc.stderr):
-            try:
-                f.close()
-            except OSError:
-                pass
-    return out
+    return out  # leaving the Child closed its stdin, let it exit and reaped it
 
 
-def _check_cow(settings: Settings, measure) -> Checked:
+def _cow_observe(settings: Settings, measure) -> dict[str, Any]:
     pages = int(settings.params.get("pages", COW_PAGES.default))
     r = drive_cow(pages)
-    checks = cow_checks(pages, r["after_fork"], r["after_read"], r["after_write"], r["read_faults"],
-                        r["write_faults"], r["parent_intact"])
-    series = Series("child's minor faults per page", "access", "faults/page")
-    series.add("read", r["read_faults"] / pages)
-    series.add("write", r["write_faults"] / pages)
+    return cow_observation(pages, r["after_fork"], r["after_read"], r["after_write"], r["read_faults"],
+                           r["write_faults"], r["parent_intact"], r["mapcount_after_fork"], r["frames_note"])
 
-    def summ(frames):
-        if frames is None:
-            return None
-        return {"shared": sum(1 for p, c in frames if p is not None and p == c), "pages": len(frames),
-                "first": [list(f) for f in frames[:4]]}
 
-    mc = r.get("mapcount_after_fork")
+def _cow_judge(obs: Mapping[str, Any], rule: Rule) -> Checked:
+    pages = obs["pages"]
+    series = Curve("child's minor faults per page", "access", "faults/page")
+    series.add("read", obs["read_faults"] / pages)
+    series.add("write", obs["write_faults"] / pages)
+
+    def summ(s):
+        return None if s is None else {k: s[k] for k in ("shared", "pages", "first")}
+
     evidence = {
         "pages": pages,
-        "frames_after_fork": summ(r["after_fork"]),
-        "kpagecount_after_fork": None if mc is None else sorted(set(x for x in mc if x is not None)),
-        "frames_after_read": summ(r["after_read"]),
-        "frames_after_write": summ(r["after_write"]),
-        "read_faults": r["read_faults"],
-        "write_faults": r["write_faults"],
-        "faults_per_written_page": r["write_faults"] / pages,
-        "frames_note": r["frames_note"] or "PFNs from /proc/PID/pagemap, map counts from /proc/kpagecount",
+        "frames_after_fork": summ(obs["after_fork"]),
+        "kpagecount_after_fork": obs["kpagecount_after_fork"],
+        "frames_after_read": summ(obs["after_read"]),
+        "frames_after_write": summ(obs["after_write"]),
+        "read_faults": obs["read_faults"],
+        "write_faults": obs["write_faults"],
+        "faults_per_written_page": obs["write_faults"] / pages,
+        "frames_note": obs["frames_note"] or "PFNs from /proc/PID/pagemap, map counts from /proc/kpagecount",
         "faults": "getrusage(RUSAGE_SELF).ru_minflt in the child around each phase",
     }
-    if r["after_fork"] is None:
-        control = Control("frame-probe", "positive", None, {"reason": r["frames_note"]})
+    if obs["after_fork"] is None:
+        control = Control("frame-probe", "positive", None, {"reason": obs["frames_note"]})
     else:
-        present = sum(1 for p, _c in r["after_fork"] if p)
+        present = obs["after_fork"]["present"]
         control = Control("frame-probe", "positive", present == pages,
                           {"expected": "every page the parent wrote is present with a PFN", "present": present})
-    return Checked(checks, [control], evidence, [series])
+    return Checked(cow_checks(obs, rule), [control], evidence, [series])
 
 
 # ---------------------------------------------------------------- fork.cost-grows-with-memory
@@ -189,9 +123,21 @@ MAX_MIB = Param("max_mib", 1024, 64, 16384, "largest parent memory touched", uni
 REPS = 3  # timed fork+exit+wait per process after a cold one: a 1 GiB touch costs more than the forks
 SMALL_REPS = 15  # at the smallest size and the empty parent a fork is cheap: more per process (fork_reps)
 VFORK_REPS = 15  # vfork (~30 us) and posix_spawn (~0.5 ms) are cheap: more per process
-EXP_SUPPORTED = (0.8, 1.25)
-EXP_REFUTED = (-INF, 0.3)
-LARGEST_OVER_EMPTY = 5.0
+FORK_COST = Rule(
+    quantity="growth exponent (4 KiB pages) and largest / empty parent",
+    short="exponent and largest / empty parent",
+    parts=(
+        Rule(name="exponent",
+             quantity="growth exponent of fork 4k over the top decade of parent memory touched (MiB)",
+             short="growth exponent", supported=Region(0.8, 1.25), refuted=Region(-INF, 0.3),
+             reason=f"{SOURCE} (fork.cost-grows-with-memory): roughly linear in the parent's resident memory"),
+        Rule(name="largest / empty",
+             quantity="fork latency at the largest size / empty parent", short="largest size / empty parent",
+             supported=Region(5, INF),
+             reason=f"{SOURCE} (fork.cost-grows-with-memory); only the exponent refutes"),
+    ),
+    reason=SOURCE,
+)
 
 
 def sizes(max_mib: int) -> tuple[int, ...]:
@@ -221,7 +167,7 @@ def _forkcost(variant: str, mib: int, thp: int, settings: Settings) -> list[str]
     return ["forkcost", f"--variant={variant}", f"--mib={mib}", f"--thp={thp}", f"--reps={reps}", "--cpu=-1"]
 
 
-def _plan_fork(settings: Settings) -> list[SeriesSpec]:
+def _plan_fork(settings: Settings) -> Plan:
     xs = sizes(int(settings.params.get("max_mib", MAX_MIB.default)))
     per = lambda r: float(median(r["per_op_ns"]))  # noqa: E731
     specs = [
@@ -235,21 +181,20 @@ def _plan_fork(settings: Settings) -> list[SeriesSpec]:
                                 lambda m: _forkcost("fork", m, 1, settings), per, timeout_s=120.0,
                                 derived=(("THP backing", "fraction of the memory on huge pages",
                                           lambda r: r["anon_huge_kib"] / 1024 / max(1, r["mib"])),)))
-    return specs
+    return Plan(specs)
 
 
-def decide_fork(series: Mapping[str, Series], conf, rng, n_boot) -> Decision:
-    s = series["fork 4k"]
-    d1 = exponent_rule(s, region(*EXP_SUPPORTED), EXP_REFUTED, conf, rng, n_boot)
+def decide_fork(ev: Evidence, rule: Rule) -> Decision:
+    s = ev.series["fork 4k"]
+    d1 = exponent_rule(s, rule.part("exponent"), ev)
     big = max(s.points) if s.points else None
-    empty = series["fork empty parent"].points.get(None, [])
-    d2 = ratio_rule(s.points.get(big, []), empty, f"fork latency at {big} MiB / empty parent",
-                    region(LARGEST_OVER_EMPTY, INF), region(INF, INF), conf, rng, n_boot)
-    d2.thresholds["refuted"] = "never (only the exponent refutes, CLAIMS.md)"
-    return all_of([d1, d2], "growth exponent (4 KiB pages) and largest / empty parent")
+    empty = ev.series["fork empty parent"].points.get(None, [])
+    d2 = ratio_rule(s.points.get(big, []), empty, rule.part("largest / empty"), ev,
+                    quantity=f"fork latency at {big} MiB / empty parent")
+    return all_of([d1, d2], rule)
 
 
-def _fit(series: Series) -> dict[str, Any] | None:
+def _fit(series: Curve) -> dict[str, Any] | None:
     pts = {x: v for x, v in series.points.items() if isinstance(x, (int, float)) and x > 0}
     if len(pts) < 3:
         return None
@@ -258,7 +203,8 @@ def _fit(series: Series) -> dict[str, Any] | None:
             "r2": fit.r2, "ns_per_4k_page": fit.b.value / 256}
 
 
-def _derive_fork(series: Mapping[str, Series]) -> dict[str, Any]:
+def _derive_fork(ev: Evidence) -> dict[str, Any]:
+    series = ev.series
     out: dict[str, Any] = {"fork_4k_fit": _fit(series["fork 4k"])}
     empty = series["fork empty parent"].points.get(None)
     if empty:
@@ -282,13 +228,22 @@ def _derive_fork(series: Mapping[str, Series]) -> dict[str, Any]:
 
 # ---------------------------------------------------------------- fork.vfork-constant
 
-FLAT_SUPPORTED = (0.8, 1.25)
-FLAT_REFUTED = (2.0, INF)
+SPAWNS = ("vfork", "posix_spawn")
 
 
-def _plan_vfork(settings: Settings) -> list[SeriesSpec]:
+def _flat(name: str) -> Rule:
+    return Rule(name=name, quantity=f"{name} latency at the largest / at the smallest parent memory",
+                short=f"{name} largest / smallest", supported=Region(0.8, 1.25), refuted=Region(2.0, INF),
+                reason=f"{SOURCE} (fork.vfork-constant)")
+
+
+VFORK = Rule(quantity="largest / smallest parent memory, vfork and posix_spawn", short="largest / smallest",
+             parts=tuple(_flat(name) for name in SPAWNS), reason=SOURCE)
+
+
+def _plan_vfork(settings: Settings) -> Plan:
     xs = (0, *sizes(int(settings.params.get("max_mib", MAX_MIB.default))))
-    return [SeriesSpec(
+    return Plan([SeriesSpec(
         "vfork", "parent memory touched (MiB)", "ns", xs,
         # pinned (the child inherits the mask): unpinned, a vfork child woken on the other
         # CPU made vfork bimodal here (39 or 75 us per process, against 31 us pinned)
@@ -296,21 +251,21 @@ def _plan_vfork(settings: Settings) -> list[SeriesSpec]:
                    f"--cpu={settings.cpu}"],
         lambda r: float(median(r["vfork_ns"])), timeout_s=120.0,
         derived=(("posix_spawn", "ns", lambda r: float(median(r["per_op_ns"]))),),
-    )]
+    )])
 
 
-def decide_vfork(series: Mapping[str, Series], conf, rng, n_boot) -> Decision:
+def decide_vfork(ev: Evidence, rule: Rule) -> Decision:
     parts = []
-    for name in ("vfork", "posix_spawn"):
-        pts = series[name].points
+    for name in SPAWNS:
+        pts = ev.series[name].points
         lo, hi = min(pts), max(pts)
-        parts.append(ratio_rule(pts[hi], pts[lo], f"{name} latency at {hi} MiB / at {lo} MiB",
-                                region(*FLAT_SUPPORTED), FLAT_REFUTED, conf, rng, n_boot))
-    return all_of(parts, "largest / smallest parent memory, vfork and posix_spawn")
+        parts.append(ratio_rule(pts[hi], pts[lo], rule.part(name), ev,
+                                quantity=f"{name} latency at {hi} MiB / at {lo} MiB"))
+    return all_of(parts, rule)
 
 
-def _derive_vfork(series: Mapping[str, Series]) -> dict[str, Any]:
-    return {name: {x: median(v) for x, v in sorted(series[name].points.items())} for name in ("vfork", "posix_spawn")}
+def _derive_vfork(ev: Evidence) -> dict[str, Any]:
+    return {name: {x: median(v) for x, v in sorted(ev.series[name].points.items())} for name in SPAWNS}
 
 
 CLAIMS = [
@@ -329,10 +284,9 @@ CLAIMS = [
             "and the child's minor faults (getrusage) while it reads and while it writes k pages."
         ),
         kernel="cow",
-        thresholds={"supported": "every check holds: frames shared after fork and after reading, new after "
-                                 "writing; k <= write faults <= 1.1k+2; read faults <= 2",
-                    "refuted": "any check fails"},
-        check=_check_cow,
+        rule=COW_RULE,
+        observe=_cow_observe,
+        judge=_cow_judge,
         params=(COW_PAGES,),
     ),
     Claim(
@@ -348,9 +302,7 @@ CLAIMS = [
             "series, madvise(2)), then times fork + the child's _exit + waitpid."
         ),
         kernel="forkcost",
-        thresholds={"supported": f"growth exponent in [{EXP_SUPPORTED[0]}, {EXP_SUPPORTED[1]}] and the largest "
-                                 f"size >= {LARGEST_OVER_EMPTY:g}x the empty parent",
-                    "refuted": f"exponent < {EXP_REFUTED[1]}"},
+        rule=FORK_COST,
         plan=_plan_fork,
         decide=decide_fork,
         params=(MAX_MIB,),
@@ -375,8 +327,7 @@ CLAIMS = [
             "parent after it wrote M MiB."
         ),
         kernel="forkcost",
-        thresholds={"supported": f"largest / smallest size ratio in [{FLAT_SUPPORTED[0]}, {FLAT_SUPPORTED[1]}]",
-                    "refuted": f">= {FLAT_REFUTED[0]:g}"},
+        rule=VFORK,
         plan=_plan_vfork,
         decide=decide_vfork,
         params=(MAX_MIB,),

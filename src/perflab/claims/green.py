@@ -16,125 +16,71 @@ from __future__ import annotations
 from statistics import median
 from typing import Any, Mapping
 
-from perflab.core.claim import Check, Checked, Claim, SeriesSpec, Settings
 from perflab.claims._common import per_op, timing_args
-from perflab.claims._subjects import GoBuild, go_argv, go_subject, python_subject, unavailable
+from perflab.claims._green_checks import m_n_checks, not_tasks_checks
+from perflab.claims._subjects import GoBuild, go_argv, go_facts, go_subject, python_subject, unavailable
+from perflab.core.claim import Checked, Claim, Curve, Evidence, Plan, SeriesSpec, Settings
 from perflab.core.errors import ClaimSkipped, KernelFailed
-from perflab.core.model import Control, Decision, Param, Series
-from perflab.decide.rules import INF, ratio_rule, region
+from perflab.core.params import Param
+from perflab.core.record import Control, Decision
+from perflab.core.rule import INF, Region, Rule, exact
+from perflab.decide.rules import ratio_rule
 
 GREEN_TASKS = 10_000  # CLAIMS.md: 10,000 asyncio tasks, 10,000 goroutines
 THREADS = 1_000  # CLAIMS.md: 1,000 threads
-GO_SLACK = 8  # CLAIMS.md: Go adds at most GOMAXPROCS + 8
 SUBJECT_TIMEOUT_S = 120.0
 
-SUPPORTED_RATIO = region(10, INF)  # CLAIMS.md: ratio of 10 or more supported
-REFUTED_RATIO = region(-INF, 3)  # 3 or less refuted
-SAME_CPU_MIN = 0.95  # kernel switches per futex round trip when both sides share a CPU
+SOURCE = "CLAIMS.md, section 8, thresholds fixed before the first live run"
+NOT_TASKS = exact(
+    f"asyncio adds 0 tasks, Go adds at most GOMAXPROCS + {{go_slack}}, threads add exactly {THREADS:,} "
+    "(exact counts from /proc)",
+    "any of those counts differs",
+    # CLAIMS.md's bound on the Go runtime's own threads (sysmon, a template thread, spares
+    # parked after a system call), whatever the number of goroutines
+    reason=f"{SOURCE}: the Go runtime has threads of its own (one per P, sysmon, a few spares)",
+    constants={"go_slack": 8},
+)
+M_N = exact(
+    "task count while goroutines block in read(2) grows by at least {blocked_share} thread per blocked "
+    "goroutine, and while computing stays at most GOMAXPROCS + {go_slack}",
+    "either count contradicts that",
+    reason=f"{SOURCE}: a goroutine blocked in a system call holds its thread, so the count grows with them "
+           "(half of them at least, as sysmon may reuse idle threads); computing goroutines share GOMAXPROCS Ps",
+    constants={"blocked_share": 0.5, "go_slack": NOT_TASKS["go_slack"]},
+)
+
+
+def switch_rule(quantity: str, short: str) -> Rule:
+    """green.switch-cheaper and green.asyncio-cheaper: one rule on two ratios."""
+    return Rule(quantity=quantity, short=short, supported=Region(10, INF), refuted=Region(-INF, 3), reason=SOURCE)
+
+
+SWITCH_CHEAPER = switch_rule("thread switch (futex) / register-only user-level switch", "thread / register-only switch")
+ASYNCIO_CHEAPER = switch_rule("C thread switch (futex) / asyncio task switch", "C thread / asyncio switch")
+# the positive control of both switch claims: with both threads on one CPU every futex
+# round trip blocks the measuring thread, so its kernel switch counter must see one each
+SAME_CPU = Rule(quantity="kernel switches per futex round trip, both threads on one CPU",
+                short="switches per round trip", supported=Region(0.95, INF),
+                reason="each round trip blocks the measuring thread (futex wait) until its partner, pinned "
+                       "to the same CPU, runs: one switch per round trip, a little room left for counting")
 
 
 # ---- green.not-tasks -------------------------------------------------------------------
-def _added(rec: Mapping[str, Any]) -> list[int]:
-    return [n - rec["tasks_before"] for n in rec["tasks_during"]]
-
-
-def not_tasks_checks(threads: Mapping[str, Any], aio: Mapping[str, Any], go: Mapping[str, Any] | None,
-                     go_note: str = "") -> Checked:
-    """The exact checks of green.not-tasks on the three subjects' records (pure)."""
-    checks: list[Check] = []
-    aio_added = _added(aio)
-    blocked_ok = aio["tasks_blocked"] == aio["tasks_started"] == GREEN_TASKS
-    checks.append(Check(
-        f"{GREEN_TASKS:,} asyncio tasks add no kernel task",
-        expected=0,
-        observed=max(aio_added),
-        holds=(max(aio_added) == 0 and min(aio_added) == 0) if blocked_ok else None,
-        note=f"/proc/self/task before: {aio['tasks_before']}, while blocked: {aio['tasks_during']}"
-        + ("" if blocked_ok else f"; only {aio['tasks_blocked']} of {aio['tasks_started']} tasks were blocked"),
-    ))
-    th_added = _added(threads)
-    status_added = threads["status_threads_during"] - threads["status_threads_before"]
-    checks.append(Check(
-        f"{THREADS:,} threads add exactly {THREADS:,} kernel tasks",
-        expected=THREADS,
-        observed=sorted(set(th_added + [status_added])),
-        holds=all(a == THREADS for a in th_added) and status_added == THREADS,
-        note=f"/proc/self/task before: {threads['tasks_before']}, during: {threads['tasks_during']}; "
-        f"Threads: in /proc/self/status {threads['status_threads_before']} -> {threads['status_threads_during']}",
-    ))
-    name = f"{GREEN_TASKS:,} goroutines blocked on a channel: the Go runtime adds at most GOMAXPROCS + {GO_SLACK} kernel tasks"
-    if go is None:
-        # CLAIMS.md: goroutines "(Go toolchain present) or" asyncio tasks: without a
-        # toolchain the claim is decided on asyncio and threads, and the evidence says
-        # the Go part did not run and why.
-        pass
-    else:
-        limit = go["gomaxprocs"] + GO_SLACK
-        # every task of the Go process beyond its first counts as added by the runtime,
-        # the threads it had before the goroutines started included (the stricter count)
-        peak = max(go["tasks_during"]) - 1
-        alive = go["goroutines_alive"] > GREEN_TASKS  # the 10,000 and main
-        checks.append(Check(
-            name,
-            expected=f"<= {limit} (GOMAXPROCS {go['gomaxprocs']} + {GO_SLACK})",
-            observed=peak,
-            holds=(peak <= limit) if alive else None,
-            note=f"{go['go']}: tasks before the goroutines {go['tasks_before']}, while blocked "
-            f"{go['tasks_during']} (counted from the process's first task)"
-            + ("" if alive else f"; only {go['goroutines_alive']} goroutines were alive"),
-        ))
-    controls = [probe_control(aio, go)]
-    series = Series("kernel tasks added", "subject", "tasks")
-    series.add(f"asyncio: {GREEN_TASKS:,} tasks", float(max(aio_added)))
-    series.add(f"threads: {THREADS:,}", float(max(th_added)))
-    if go is not None:
-        series.add(f"goroutines: {GREEN_TASKS:,}", float(max(go["tasks_during"]) - 1))
-    evidence = {
-        "asyncio": dict(aio),
-        "threads": dict(threads),
-        "go": dict(go) if go is not None else {"not evaluated": go_note},
-        "counting": "entries of /proc/self/task sampled 5 times, 10 ms apart, while the subject's tasks, "
-        "goroutines or threads are blocked (proc(5)); Threads: in /proc/self/status as a cross-check",
-    }
-    return Checked(checks, controls, evidence, [series])
-
-
-def probe_control(aio: Mapping[str, Any], go: Mapping[str, Any] | None) -> Control:
-    """Positive control: the same /proc count, in the same subject, must see real
-    threads appear (4 started after the green tasks): a blind probe would 'show' that
-    green tasks add nothing, and fails here."""
-    seen_py = aio["tasks_with_control_threads"] - aio["tasks_during"][-1]
-    ok = seen_py == aio["control_threads_started"]
-    detail: dict[str, Any] = {"python": {"started": aio["control_threads_started"], "seen": seen_py}}
-    if go is not None:
-        # LockOSThread goroutines blocked in read(2) each hold a thread of their own; they
-        # report its TID (gettid(2)) and the same /proc/self/task listing must show every
-        # one. Not the count's growth: the runtime may reuse threads it had parked, so the
-        # count can grow by less than 4 (seen here once in a full run).
-        tids = go["control_tids"]
-        seen_go = go["control_tids_seen"]
-        distinct = len(set(tids)) == len(tids) == go["control_threads_started"]
-        ok = ok and distinct and seen_go == go["control_threads_started"]
-        detail["go"] = {"started": go["control_threads_started"], "seen": seen_go, "distinct_tids": distinct,
-                        "count_grew_by": go["tasks_with_control_threads"] - go["tasks_before_control"]}
-    detail["expected"] = "every started thread seen in /proc/self/task"
-    return Control("task-probe", "positive", ok, detail)
-
-
 def _go_or_raise(build: GoBuild) -> GoBuild:
     if build.log:
         raise KernelFailed(f"{build.reason}", stderr=build.log)
     return build
 
 
-def _not_tasks_check(settings: Settings, measure) -> Checked:
+def _not_tasks_observe(settings: Settings, measure) -> dict[str, Any]:
     threads = measure(["switch", "--variant=threads-tasks", f"--n={THREADS}"], SUBJECT_TIMEOUT_S)
     aio = measure(python_subject("asyncio-tasks", f"--n={GREEN_TASKS}"), SUBJECT_TIMEOUT_S)
     build = _go_or_raise(go_subject())
     go = None
     if build.path is not None:
         go = measure(go_argv(build, "block-chan", f"--n={GREEN_TASKS}"), SUBJECT_TIMEOUT_S)
-    return not_tasks_checks(threads, aio, go, go_note=build.reason)
+    return {"threads": threads, "asyncio": aio, "go": go, "go_note": build.reason,
+            "started": {"threads": THREADS, "green": GREEN_TASKS}}
 
 
 # ---- green.m-n ---------------------------------------------------------------------------
@@ -142,48 +88,18 @@ BLOCKED = Param("blocked", 100, 10, 5000, "goroutines blocked in read(2) at once
 COMPUTE = Param("compute", 1000, 10, 100_000, "goroutines that only compute", unit="goroutines")
 
 
-def m_n_checks(rec: Mapping[str, Any]) -> Checked:
-    """The exact checks of green.m-n on the Go subject's record (pure)."""
-    limit = rec["gomaxprocs"] + GO_SLACK
-    blocked = rec["blocked_goroutines"]
-    growth = rec["blocking_peak"] - rec["tasks_after_computing"]
-    checks = [
-        Check(
-            f"{blocked} goroutines blocked in read(2) add at least {blocked // 2 + blocked % 2} threads",
-            expected=f">= {blocked / 2:g} (half the blocked goroutines)",
-            observed=growth,
-            holds=growth >= blocked / 2,
-            note=f"tasks {rec['tasks_after_computing']} before, peak {rec['blocking_peak']} while blocked, "
-            f"{rec['tasks_after_release']} after they returned (idle threads are kept)",
-        ),
-        Check(
-            f"{rec['computing_goroutines']} computing goroutines run on at most GOMAXPROCS + {GO_SLACK} tasks",
-            expected=f"<= {limit} (GOMAXPROCS {rec['gomaxprocs']} + {GO_SLACK})",
-            observed=rec["computing_peak"],
-            holds=rec["computing_peak"] <= limit,
-            note=f"tasks before: {rec['tasks_before']}; sampled every 5 ms for 200 ms",
-        ),
-    ]
-    computing = Series("tasks while computing", "ms", "tasks")
-    for s in rec["computing"]:
-        computing.add(round(s["ms"], 1), float(s["tasks"]))
-    blocking = Series("tasks while blocked in read(2)", "ms", "tasks")
-    for s in rec["blocking"]:
-        blocking.add(round(s["ms"], 1), float(s["tasks"]))
-    evidence = {k: rec[k] for k in ("go", "gomaxprocs", "tasks_before", "computing_goroutines", "computing_peak",
-                                     "tasks_after_computing", "blocked_goroutines", "blocking_peak",
-                                     "tasks_after_release") if k in rec}
-    return Checked(checks, [], evidence, [computing, blocking])
-
-
-def _m_n_check(settings: Settings, measure) -> Checked:
+def _m_n_observe(settings: Settings, measure) -> dict[str, Any]:
     build = _go_or_raise(go_subject())
     if build.path is None:
         raise ClaimSkipped(build.reason)
     blocked = int(settings.params.get("blocked", BLOCKED.default))
     compute = int(settings.params.get("compute", COMPUTE.default))
     rec = measure(go_argv(build, "m-n", f"--blocked={blocked}", f"--compute={compute}"), SUBJECT_TIMEOUT_S)
-    return m_n_checks(rec)
+    return {"m-n": rec}
+
+
+def _m_n_judge(obs: Mapping[str, Any], rule: Rule) -> Checked:
+    return m_n_checks(obs["m-n"], rule)
 
 
 # ---- green.switch-cheaper ------------------------------------------------------------------
@@ -205,43 +121,45 @@ def _same_cpu_spec(settings: Settings) -> SeriesSpec:
     )
 
 
-def same_cpu_control(series: Mapping[str, Series], conf, rng, n_boot) -> Control:
+def same_cpu_control(ev: Evidence) -> Control:
     """Positive control: with both threads on one CPU, every futex round trip must put
-    the measuring thread through a kernel context switch (>= 1 per round trip); a ping-
-    pong spinning on two CPUs, or a counter that cannot see switches, fails."""
-    samples = series["same-cpu-switches"].points.get(None, [])
+    the measuring thread through a kernel context switch (SAME_CPU: about 1 per round
+    trip, in every process); a ping-pong spinning on two CPUs, or a counter that cannot
+    see switches, fails."""
+    samples = ev.series["same-cpu-switches"].points.get(None, [])
     if not samples:
         return Control("same-cpu", "positive", None, {"reason": "no samples"})
-    return Control("same-cpu", "positive", min(samples) >= SAME_CPU_MIN,
-                   {"switches_per_round_trip": samples, "expected": f">= {SAME_CPU_MIN} per round trip",
+    assert SAME_CPU.supported is not None
+    passed = SAME_CPU.supported.holds(min(samples), max(samples))
+    return Control("same-cpu", "positive", passed,
+                   {"switches_per_round_trip": samples, "expected": f"{SAME_CPU.supported.text()} per round trip",
                     "counter": "getrusage(RUSAGE_THREAD) ru_nvcsw + ru_nivcsw"})
 
 
-def _switch_plan(settings: Settings) -> list[SeriesSpec]:
+def _switch_plan(settings: Settings) -> Plan:
     specs = [_switch_spec(name, settings) for name in C_SWITCHES]
-    build = go_subject()
+    build = go_subject()  # built here, once per toolchain: the decision reads only the facts
     if build.path is not None:
         specs.insert(2, SeriesSpec(
             name="goroutine", x=None, unit="ns/switch", xs=(None,),
             argv=lambda _x: go_argv(build, "goroutine", *timing_args(settings, [])), value=per_op))
     specs.append(_same_cpu_spec(settings))
-    return specs
+    return Plan(specs, {"go": go_facts(build)})
 
 
-def ladder(series: Mapping[str, Series], names: tuple[str, ...], base: str) -> dict[str, Any]:
+def ladder(series: Mapping[str, Curve], names: tuple[str, ...], base: str) -> dict[str, Any]:
     """Median ns per switch of each, in order, and its ratio to ``base``."""
     med = {n: median(series[n].points[None]) for n in names if n in series and series[n].points.get(None)}
     out = {n: {"median_ns": v, f"x {base}": v / med[base] if med.get(base) else None} for n, v in med.items()}
     return out
 
 
-def _switch_decide(series: Mapping[str, Series], conf, rng, n_boot) -> Decision:
-    d = ratio_rule(series["thread-futex"].points.get(None, []), series["register"].points.get(None, []),
-                   "thread switch (futex) / register-only user-level switch", SUPPORTED_RATIO, REFUTED_RATIO,
-                   conf, rng, n_boot)
+def _switch_decide(ev: Evidence, rule: Rule) -> Decision:
+    series = ev.series
+    d = ratio_rule(series["thread-futex"].points.get(None, []), series["register"].points.get(None, []), rule, ev)
     d.evidence["switches (ns, same CPU)"] = ladder(series, ORDER, "register")
     if "goroutine" not in series:
-        why = unavailable() or "the Go subject could not be built (green.not-tasks reports the build error)"
+        why = (ev.facts.get("go") or {}).get("why") or "the Go subject was not built"
         d.evidence["switches (ns, same CPU)"]["goroutine"] = {"not measured": why}
     order = sorted((v["median_ns"], n) for n, v in d.evidence["switches (ns, same CPU)"].items() if "median_ns" in v)
     text = " < ".join(f"{n} {_ns(v)}" for v, n in order)
@@ -257,7 +175,7 @@ def _ns(v: float) -> str:
 PY_SWITCHES = (("asyncio", "asyncio"), ("generator", "generator"), ("python-thread", "thread"))
 
 
-def _asyncio_plan(settings: Settings) -> list[SeriesSpec]:
+def _asyncio_plan(settings: Settings) -> Plan:
     specs = [
         SeriesSpec(name=name, x=None, unit="ns/switch", xs=(None,),
                    argv=lambda _x, v=variant: python_subject(v, *timing_args(settings, [])), value=per_op)
@@ -265,13 +183,12 @@ def _asyncio_plan(settings: Settings) -> list[SeriesSpec]:
     ]
     specs.append(_switch_spec("thread-futex", settings))
     specs.append(_same_cpu_spec(settings))
-    return specs
+    return Plan(specs)
 
 
-def _asyncio_decide(series: Mapping[str, Series], conf, rng, n_boot) -> Decision:
-    d = ratio_rule(series["thread-futex"].points.get(None, []), series["asyncio"].points.get(None, []),
-                   "C thread switch (futex) / asyncio task switch", SUPPORTED_RATIO, REFUTED_RATIO,
-                   conf, rng, n_boot)
+def _asyncio_decide(ev: Evidence, rule: Rule) -> Decision:
+    series = ev.series
+    d = ratio_rule(series["thread-futex"].points.get(None, []), series["asyncio"].points.get(None, []), rule, ev)
     d.evidence["switches (ns)"] = ladder(series, ("generator", "asyncio", "thread-futex", "python-thread"),
                                          "asyncio")
     order = sorted((v["median_ns"], n) for n, v in d.evidence["switches (ns)"].items())
@@ -313,13 +230,9 @@ CLAIMS = [
             "number of goroutines."
         ),
         kernel="switch",
-        sources=('subjects/pyswitch.py', 'subjects/green.go'),
-        thresholds={
-            "supported": f"asyncio adds 0 tasks, Go adds at most GOMAXPROCS + {GO_SLACK}, threads add exactly "
-            f"{THREADS:,} (exact counts from /proc)",
-            "refuted": "any of those counts differs",
-        },
-        check=_not_tasks_check,
+        rule=NOT_TASKS,
+        observe=_not_tasks_observe,
+        judge=not_tasks_checks,
     ),
     Claim(
         id="green.m-n",
@@ -338,13 +251,9 @@ CLAIMS = [
             "green.not-tasks)."
         ),
         kernel="switch",
-        sources=('subjects/green.go',),
-        thresholds={
-            "supported": "task count while goroutines block in read(2) grows by at least half the blocked "
-            f"goroutines, and while computing stays at most GOMAXPROCS + {GO_SLACK}",
-            "refuted": "either count contradicts that",
-        },
-        check=_m_n_check,
+        rule=M_N,
+        observe=_m_n_observe,
+        judge=_m_n_judge,
         params=(BLOCKED, COMPUTE),
         requires=lambda host: unavailable(),
     ),
@@ -354,9 +263,7 @@ CLAIMS = [
         seed_point="8. We don't know what the runtime needs to do that multiplexing",
         mechanism=SWITCH_MECHANISM,
         kernel="switch",
-        sources=('subjects/green.go',),
-        thresholds={"supported": "thread switch (futex) / register-only switch >= 10",
-                    "refuted": "<= 3"},
+        rule=SWITCH_CHEAPER,
         plan=_switch_plan,
         decide=_switch_decide,
         aa=("thread-futex", None),
@@ -377,8 +284,7 @@ CLAIMS = [
             "ping-pong of green.switch-cheaper (same CPU)."
         ),
         kernel="switch",
-        sources=('subjects/pyswitch.py',),
-        thresholds={"supported": "C thread switch (futex) / asyncio task switch >= 10", "refuted": "<= 3"},
+        rule=ASYNCIO_CHEAPER,
         plan=_asyncio_plan,
         decide=_asyncio_decide,
         aa=("asyncio", None),

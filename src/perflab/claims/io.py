@@ -15,10 +15,13 @@ from __future__ import annotations
 from statistics import median
 from typing import Any, Mapping
 
-from perflab.core.claim import Claim, SeriesSpec, Settings
 from perflab.claims._common import log_sweep, nearest, per_op, timing_args
-from perflab.core.model import Decision, Outcome, Param, Series
-from perflab.decide.rules import INF, exponent_control, exponent_rule, region
+from perflab.core.claim import Claim, Evidence, Plan, SeriesSpec, Settings
+from perflab.core.params import Param
+from perflab.core.record import Decision, Outcome
+from perflab.core.rule import INF, Region, Rule
+from perflab.decide.controls import exponent_control
+from perflab.decide.rules import all_of, exponent_rule
 
 FD_RESERVE = 16  # stdio, the epoll fd and slack, below the hard RLIMIT_NOFILE
 
@@ -68,12 +71,65 @@ MAX_FDS = Param(
 )
 PARAMS = (MAX_FDS,)
 
-LINEAR = region(0.8, 1.25)
-FLAT = region(-0.1, 0.1)
+SOURCE = "CLAIMS.md, section 2, thresholds fixed before the first live run"
+
+
+def linear_rule(call: str) -> Rule:
+    """io.select-linear and io.poll-linear: one rule, two system calls."""
+    return Rule(
+        quantity=f"growth exponent of {call}() cost per call over the top decade of watched descriptors",
+        short="exponent",
+        supported=Region(0.8, 1.25),
+        refuted=Region(-INF, 0.5),
+        reason=SOURCE,
+    )
+
+
+def flat_rule(what: str) -> Rule:
+    return Rule(
+        quantity=f"growth exponent of {what} over the top decade of watched descriptors",
+        short="exponent",
+        supported=Region(-0.1, 0.1),
+        refuted=Region(0.3, INF),
+        reason=SOURCE,
+    )
+
+
+EPOLL_FLAT = flat_rule("epoll_wait() cost with one ready descriptor")
+NEEDS_EDGE = Rule(
+    quantity="growth exponent of level-triggered epoll_wait() with one ready descriptor",
+    short="LT exponent",
+    parts=(
+        Rule(name="level-triggered", quantity="growth exponent of level-triggered epoll_wait()", short="LT exponent",
+             supported=Region(0.3, INF), refuted=Region(-0.1, 0.1), reason=SOURCE),
+        Rule(name="edge-triggered", quantity="growth exponent of edge-triggered epoll_wait() per delivered event, "
+             "net of re-arming", short="ET exponent", supported=Region(-0.1, 0.1), reason=SOURCE),
+    ),
+    reason=SOURCE,
+)
+ALL_READY = Rule(
+    quantity="growth exponent of epoll_wait() cost with all N watched descriptors ready",
+    short="exponent",
+    supported=Region(0.8, 1.25),
+    refuted=Region(-INF, 0.3),
+    reason=SOURCE,
+)
+# positive control of the "flat" claims: a loop of N iterations is linear by construction
+SPIN_CONTROL = Rule(quantity="growth exponent of a loop of N iterations", short="exponent",
+                    supported=Region(0.8, 1.25), reason="a loop whose work is linear in N must show it")
 
 
 def nmax(settings: Settings) -> int:
     return int(MAX_FDS.resolved(int(settings.params.get("max_fds", 0)), settings.host))
+
+
+def plan_facts(settings: Settings) -> dict:
+    """Where the sweep's bound came from (recorded with the verdict)."""
+    given = int(settings.params.get("max_fds", 0))
+    hard = (settings.host.get("rlimit_nofile") or {}).get("hard")
+    source = (f"--param max_fds={given}" if given else
+              f"hard RLIMIT_NOFILE {hard} minus {FD_RESERVE} (stdio, the epoll descriptor, slack)")
+    return {"max_fds": {"value": nmax(settings), "source": source}}
 
 
 def _iomux(variant: str, settings: Settings, n: int, ready: int, maxevents: int | None = None) -> list[str]:
@@ -109,8 +165,8 @@ def spin(settings: Settings) -> SeriesSpec:
     )
 
 
-def spin_control(series: Mapping[str, Series], conf, rng, n_boot):
-    return exponent_control(series["spin-control"], "linear-spin", LINEAR, conf, rng, n_boot)
+def spin_control(ev: Evidence):
+    return exponent_control(ev.series["spin-control"], "linear-spin", SPIN_CONTROL, ev)
 
 
 def aa_point(settings: Settings) -> int:
@@ -118,11 +174,11 @@ def aa_point(settings: Settings) -> int:
 
 
 def _linear_claim(claim_id: str, call: str, walker: str) -> Claim:
-    def plan(settings: Settings) -> list[SeriesSpec]:
-        return [one_ready(call, call, settings)]
+    def plan(settings: Settings) -> Plan:
+        return Plan([one_ready(call, call, settings)], plan_facts(settings))
 
-    def decide(series, conf, rng, n_boot) -> Decision:
-        return exponent_rule(series[call], LINEAR, region(-INF, 0.5), conf, rng, n_boot)
+    def decide(ev: Evidence, rule: Rule) -> Decision:
+        return exponent_rule(ev.series[call], rule, ev)
 
     return Claim(
         id=claim_id,
@@ -137,7 +193,7 @@ def _linear_claim(claim_id: str, call: str, walker: str) -> Claim:
             "outweighs the fixed cost of entering the kernel. See select(2), poll(2), fs/select.c."
         ),
         kernel="iomux",
-        thresholds={"supported": "growth exponent in [0.8, 1.25]", "refuted": "growth exponent < 0.5"},
+        rule=linear_rule(call),
         plan=plan,
         decide=decide,
         params=PARAMS,
@@ -146,55 +202,38 @@ def _linear_claim(claim_id: str, call: str, walker: str) -> Claim:
     )
 
 
-def _epoll_flat_plan(settings: Settings) -> list[SeriesSpec]:
-    return [one_ready("epoll-lt", "epoll-lt", settings), spin(settings)]
+def _epoll_flat_plan(settings: Settings) -> Plan:
+    return Plan([one_ready("epoll-lt", "epoll-lt", settings), spin(settings)], plan_facts(settings))
 
 
-def _epoll_flat_decide(series, conf, rng, n_boot) -> Decision:
-    return exponent_rule(series["epoll-lt"], FLAT, region(0.3, INF), conf, rng, n_boot)
+def _epoll_flat_decide(ev: Evidence, rule: Rule) -> Decision:
+    return exponent_rule(ev.series["epoll-lt"], rule, ev)
 
 
-def _needs_edge_plan(settings: Settings) -> list[SeriesSpec]:
-    return [
+def _needs_edge_plan(settings: Settings) -> Plan:
+    return Plan([
         one_ready("epoll-lt", "epoll-lt", settings),
         one_ready("epoll-et", "epoll-et", settings),
         spin(settings),
-    ]
+    ], plan_facts(settings))
 
 
-def _needs_edge_decide(series, conf, rng, n_boot) -> Decision:
-    """Supported if level-triggered grows (exponent CI > 0.3) while edge-triggered stays
-    flat (CI within [-0.1, 0.1]); refuted if level-triggered is flat too."""
-    lt = exponent_rule(series["epoll-lt"], region(0.3, INF), FLAT, conf, rng, n_boot)
-    et = exponent_rule(series["epoll-et"], FLAT, region(0.3, INF), conf, rng, n_boot)
-    if lt.outcome is Outcome.REFUTED:
-        outcome = Outcome.REFUTED
-    elif lt.outcome is Outcome.SUPPORTED and et.outcome is Outcome.SUPPORTED:
-        outcome = Outcome.SUPPORTED
-    else:
-        outcome = Outcome.INCONCLUSIVE
-    return Decision(
-        outcome,
-        lt.quantity,
-        lt.value,
-        lt.ci,
-        {
-            "supported": "level-triggered exponent > 0.3 and edge-triggered exponent in [-0.1, 0.1]",
-            "refuted": "level-triggered exponent in [-0.1, 0.1]",
-            "edge-triggered exponent": {"value": et.value, "ci": list(et.ci) if et.ci else None},
-        },
-        reason="; ".join(r for r in (lt.reason, et.reason) if r),
-    )
+def _needs_edge_decide(ev: Evidence, rule: Rule) -> Decision:
+    """Supported if level-triggered grows while edge-triggered stays flat; refuted if
+    level-triggered is flat too (the edge-triggered part never refutes)."""
+    lt = exponent_rule(ev.series["epoll-lt"], rule.part("level-triggered"), ev)
+    et = exponent_rule(ev.series["epoll-et"], rule.part("edge-triggered"), ev)
+    return all_of([lt, et], rule)
 
 
 def ready_fixed_n(settings: Settings) -> int:
     return min(10_000, nmax(settings))
 
 
-def _all_ready_plan(settings: Settings) -> list[SeriesSpec]:
+def _all_ready_plan(settings: Settings) -> Plan:
     xs = log_sweep(nmax(settings))
     fixed = ready_fixed_n(settings)
-    return [
+    return Plan([
         SeriesSpec(
             name="epoll-all-ready",
             x="watched_fds",
@@ -212,16 +251,16 @@ def _all_ready_plan(settings: Settings) -> list[SeriesSpec]:
             argv=lambda k: _iomux("epoll-lt", settings, fixed, k, maxevents=k),
             value=per_op,
         ),
-    ]
+    ], plan_facts(settings))
 
 
 def per_event(record) -> float:
     return median(record["per_event_ns"])
 
 
-def _all_ready_derive(series) -> dict:
+def _all_ready_derive(ev: Evidence) -> dict:
     """Per-event cost at the ends of the sweep: where the curve bends, and by how much."""
-    pts = series["epoll-all-ready-per-event"].points
+    pts = ev.series["epoll-all-ready-per-event"].points
     lo, hi = min(pts), max(pts)
     return {
         "per_event_ns_smallest_n": {"n": lo, "ns": median(pts[lo])},
@@ -230,8 +269,8 @@ def _all_ready_derive(series) -> dict:
     }
 
 
-def _all_ready_decide(series, conf, rng, n_boot) -> Decision:
-    return exponent_rule(series["epoll-all-ready"], LINEAR, region(-INF, 0.3), conf, rng, n_boot)
+def _all_ready_decide(ev: Evidence, rule: Rule) -> Decision:
+    return exponent_rule(ev.series["epoll-all-ready"], rule, ev)
 
 
 EPOLL_MECHANISM = (
@@ -253,7 +292,7 @@ CLAIMS = [
         seed_point="2. epoll keeps descriptor state in the kernel and returns only those whose state changed",
         mechanism=EPOLL_MECHANISM,
         kernel="iomux",
-        thresholds={"supported": "growth exponent in [-0.1, 0.1]", "refuted": "growth exponent > 0.3"},
+        rule=EPOLL_FLAT,
         plan=_epoll_flat_plan,
         decide=_epoll_flat_decide,
         params=PARAMS,
@@ -271,10 +310,7 @@ CLAIMS = [
         "cost is per delivered event, net of re-arming (a write to the eventfd, timed alone "
         "in the same process and subtracted).",
         kernel="iomux",
-        thresholds={
-            "supported": "level-triggered exponent > 0.3 and edge-triggered in [-0.1, 0.1]",
-            "refuted": "level-triggered exponent in [-0.1, 0.1]",
-        },
+        rule=NEEDS_EDGE,
         plan=_needs_edge_plan,
         decide=_needs_edge_decide,
         params=PARAMS,
@@ -295,7 +331,7 @@ CLAIMS = [
         "it by N), which can bend the curve above linear inside the top decade; the rule, "
         "fixed in advance, then says inconclusive rather than linear.",
         kernel="iomux",
-        thresholds={"supported": "growth exponent in [0.8, 1.25]", "refuted": "growth exponent < 0.3"},
+        rule=ALL_READY,
         plan=_all_ready_plan,
         decide=_all_ready_decide,
         params=PARAMS,

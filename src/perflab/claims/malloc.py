@@ -3,49 +3,64 @@
 Seed notes: "malloc searches the heap for a free region of the requested size and
 returns it (no system call?). If there is none, it grows the heap with brk(). When is
 the heap first allocated? Copied from the parent at fork? And for init?"
+
+Every claim here is structural: ``observe`` traces the ``mallocs`` / ``heapexec``
+kernels (claims/_traced.py) and keeps what it saw as plain data; ``judge`` (pure) turns
+that into the exact checks, with the numbers of the claim's rule.
 """
 
 from __future__ import annotations
 
 from typing import Any, Mapping
 
-from perflab.core.claim import Check, Checked, Claim, Settings
+from perflab.claims._malloc_exec import fork_checks, probe_check, subject_checks
+from perflab.claims._traced import BRK_PROBE, MMAP_PROBE, probe_holds, summary, traced
+from perflab.core.claim import Check, Checked, Claim, Curve, Settings
 from perflab.core.errors import EnvironmentRefused
-from perflab.claims._traced import summary, traced
-from perflab.core.model import Control, Series
+from perflab.core.record import Control
+from perflab.core.rule import Rule, exact
 from perflab.engine.process import kernel_path
 from perflab.observe.procfs.parse import parse_maps
 
 KIB = 1024
 MIB = 1024 * KIB
+SOURCE = "CLAIMS.md, section 5, fixed before the first live run"
 
 # ---------------------------------------------------------------- malloc.brk-grows-heap
 
+BRK_RULE = exact(
+    "mean heap growth per brk >= {step_kib} KiB and no mmap",
+    "{brk_per_allocation} brk per allocation (or more)",
+    constants={"step_kib": 64, "brk_per_allocation": 1},
+    reason=f"{SOURCE} (malloc.brk-grows-heap): sysmalloc grows the heap by the request plus M_TOP_PAD "
+           "(128 KiB by default), so large steps show brk serving many allocations at once",
+)
 # (block size, blocks): all below the 128 KiB mmap threshold, 6.4 to 64 MiB of heap each
 BRK_CASES = ((64, 100_000), (4 * KIB, 4_000), (64 * KIB, 1_000))
-BRK_STEP_SUPPORTED = 64 * KIB  # mean heap growth per brk at least this: supported
 
 
-def brk_checks(cases: list[dict[str, Any]]) -> list[Check]:
+def brk_checks(cases: list[Mapping[str, Any]], rule: Rule) -> list[Check]:
     """Decision of malloc.brk-grows-heap (pure). Each case: size, blocks, brk, mmap (calls
     between the markers), growth (bytes the program break moved)."""
+    step_kib, per_alloc = rule["step_kib"], rule["brk_per_allocation"]
     checks = []
     for c in cases:
         brk, blocks, growth = c["brk"], c["blocks"], c["growth"]
         per_brk = growth / brk if brk else float("inf")
-        if brk >= blocks:
+        if brk >= per_alloc * blocks:
             holds: bool | None = False
-        elif per_brk >= BRK_STEP_SUPPORTED:
+        elif per_brk >= step_kib * KIB:
             holds = True
         else:
             holds = None
         checks.append(Check(
             f"malloc({c['size']}) x {blocks:,}, never freed: mean heap growth per brk",
-            expected=f">= {BRK_STEP_SUPPORTED // KIB} KiB per brk (refuted by a brk per allocation)",
+            expected=f">= {step_kib:g} KiB per brk (refuted by a brk per allocation)",
             observed=per_brk,
             holds=holds,
             note=f"{brk} brk calls for {blocks:,} allocations; the break moved {growth:,} bytes"
-            + ("" if holds is not None else "; below 64 KiB but fewer brk than allocations: not decided"),
+            + ("" if holds is not None else f"; below {step_kib:g} KiB but fewer brk than allocations: not decided"),
+            inconclusive=None if holds is not None else "between",
         ))
         checks.append(Check(
             f"malloc({c['size']}) x {blocks:,}: no mmap",
@@ -53,47 +68,60 @@ def brk_checks(cases: list[dict[str, Any]]) -> list[Check]:
             observed=c["mmap"],
             holds=True if c["mmap"] == 0 else None,
             note="" if c["mmap"] == 0 else "mmap seen below the threshold: not supported (not a refutation in CLAIMS.md)",
+            inconclusive=None if c["mmap"] == 0 else "between",
         ))
     return checks
 
 
-def _check_brk(settings: Settings, measure) -> Checked:
-    cases, evidence = [], {}
-    series = Series("heap growth per brk", "block size", "bytes/brk")
+def _brk_observe(settings: Settings, measure) -> dict[str, Any]:
+    cases = []
     for size, blocks in BRK_CASES:
-        r, rec = traced("mallocs", "--variant=leak", f"--n={blocks}", f"--size={size}")
-        ev = summary(r)
+        counts, rec = traced("mallocs", "--variant=leak", f"--n={blocks}", f"--size={size}")
         steps = rec["steps"]
-        cases.append({"size": size, "blocks": blocks, "brk": ev["brk"], "mmap": ev["mmap"],
-                      "growth": rec["heap_growth_bytes"]})
-        if ev["brk"]:
-            series.add(size, rec["heap_growth_bytes"] / ev["brk"])
-        evidence[f"malloc({size}) x {blocks}"] = {
-            **ev, "heap_growth_bytes": rec["heap_growth_bytes"],
-            "growth_steps": {"count": len(steps), "distinct": sorted(set(steps))[:20],
-                             "first": steps[:5]},
-        }
-    control = Control("brk-probe", "positive", all(c["brk"] >= 1 for c in cases),
-                      {"expected": ">= 1 brk call in every case (the heap did grow)",
+        cases.append({"size": size, "blocks": blocks, "trace": counts, "growth": rec["heap_growth_bytes"],
+                      "growth_steps": {"count": len(steps), "distinct": sorted(set(steps))[:20], "first": steps[:5]}})
+    return {"cases": cases}
+
+
+def _brk_judge(obs: Mapping[str, Any], rule: Rule) -> Checked:
+    cases, evidence = [], {}
+    series = Curve("heap growth per brk", "block size", "bytes/brk")
+    for c in obs["cases"]:
+        t = c["trace"]
+        cases.append({"size": c["size"], "blocks": c["blocks"], "brk": t["brk"], "mmap": t["mmap"],
+                      "growth": c["growth"]})
+        if t["brk"]:
+            series.add(c["size"], c["growth"] / t["brk"])
+        evidence[f"malloc({c['size']}) x {c['blocks']}"] = {
+            **summary(t), "heap_growth_bytes": c["growth"], "growth_steps": c["growth_steps"]}
+    control = Control("brk-probe", "positive", all(probe_holds(BRK_PROBE, c["brk"]) for c in cases),
+                      {"expected": f"{BRK_PROBE.supported.text()} brk calls in every case (the heap did grow)",
                        "brk_calls": [c["brk"] for c in cases]})
     evidence["counting"] = "perflab.observe.trace between the markers; heap growth from sbrk(0) before and after"
-    return Checked(brk_checks(cases), [control], evidence, [series])
+    return Checked(brk_checks(cases, rule), [control], evidence, [series])
 
 
 # ---------------------------------------------------------------- malloc.mmap-threshold
 
-THRESHOLD = 128 * KIB  # M_MMAP_THRESHOLD's default (mallopt(3))
-THRESHOLD_SIZES = (64 * KIB, 120 * KIB, 128 * KIB, 256 * KIB, MIB, 4 * MIB, 64 * MIB)
+THRESHOLD_RULE = exact(
+    "every allocation >= {threshold_kib} KiB made its own mmap and munmap in every case",
+    "any did not (the evidence names which)",
+    constants={"threshold_kib": 128},  # M_MMAP_THRESHOLD's default (mallopt(3))
+    reason=f"{SOURCE} (malloc.mmap-threshold): the claim as users state it, at glibc's documented default",
+)
+THRESHOLD = int(THRESHOLD_RULE["threshold_kib"]) * KIB  # the plan's sizes lie around it
+THRESHOLD_SIZES = (THRESHOLD // 2, THRESHOLD - 8 * KIB, THRESHOLD, 2 * THRESHOLD, MIB, 4 * MIB, 64 * MIB)
 REPEATED = 8  # malloc/free cycles in one process
 
 
-def threshold_checks(cases: list[dict[str, Any]]) -> list[Check]:
+def threshold_checks(cases: list[Mapping[str, Any]], rule: Rule) -> list[Check]:
     """Decision of malloc.mmap-threshold (pure). Each case: size, cycles, mmap, munmap
-    (between the markers). Every size >= 128 KiB must make one mmap and one munmap per
-    allocation, in fresh processes and in repeated cycles."""
+    (between the markers). Every size >= the threshold must make one mmap and one munmap
+    per allocation, in fresh processes and in repeated cycles."""
+    threshold = rule["threshold_kib"] * KIB
     checks = []
     for c in cases:
-        if c["size"] < THRESHOLD:
+        if c["size"] < threshold:
             continue
         want = c["cycles"]
         ok = c["mmap"] >= want and c["munmap"] >= want
@@ -108,18 +136,24 @@ def threshold_checks(cases: list[dict[str, Any]]) -> list[Check]:
     return checks
 
 
-def _check_threshold(settings: Settings, measure) -> Checked:
+def _threshold_observe(settings: Settings, measure) -> dict[str, Any]:
     cases = []
-    fresh = Series("mmap calls per allocation, fresh process", "block size (KiB)", "mmap/allocation")
-    repeated = Series(f"mmap calls per allocation, {REPEATED} cycles", "block size (KiB)", "mmap/allocation")
     for size in THRESHOLD_SIZES:
-        for cycles, s in ((1, fresh), (REPEATED, repeated)):
-            r, rec = traced("mallocs", "--variant=threshold", f"--size={size}", f"--cycles={cycles}")
-            ev = summary(r)
-            cases.append({"size": size, "cycles": cycles, "mmap": ev["mmap"], "munmap": ev["munmap"],
-                          "brk": ev["brk"], "in_heap": rec["in_heap"]})
-            s.add(size // KIB, ev["mmap"] / cycles)
-    checks = threshold_checks(cases)
+        for cycles in (1, REPEATED):
+            counts, rec = traced("mallocs", "--variant=threshold", f"--size={size}", f"--cycles={cycles}")
+            cases.append({"size": size, "cycles": cycles, "mmap": counts["mmap"], "munmap": counts["munmap"],
+                          "brk": counts["brk"], "in_heap": rec["in_heap"]})
+    return {"cases": cases, "repeated": REPEATED}
+
+
+def _threshold_judge(obs: Mapping[str, Any], rule: Rule) -> Checked:
+    cases, repeated = obs["cases"], obs["repeated"]
+    threshold_kib = rule["threshold_kib"]
+    fresh = Curve("mmap calls per allocation, fresh process", "block size (KiB)", "mmap/allocation")
+    cycled = Curve(f"mmap calls per allocation, {repeated} cycles", "block size (KiB)", "mmap/allocation")
+    for c in cases:
+        (fresh if c["cycles"] == 1 else cycled).add(c["size"] // KIB, c["mmap"] / c["cycles"])
+    checks = threshold_checks(cases, rule)
     failed = [c.name for c in checks if c.holds is False]
     evidence = {
         "cases": cases,
@@ -130,12 +164,21 @@ def _check_threshold(settings: Settings, measure) -> Checked:
         "the first free of an mmapped block, later ones of that size come from the heap",
     }
     control = Control("mmap-probe", "positive",
-                      any(c["mmap"] >= 1 for c in cases if c["cycles"] == 1 and c["size"] >= THRESHOLD),
-                      {"expected": "the counter sees at least one mmap for a fresh allocation >= 128 KiB"})
-    return Checked(checks, [control], evidence, [fresh, repeated])
+                      any(probe_holds(MMAP_PROBE, c["mmap"]) for c in cases
+                          if c["cycles"] == 1 and c["size"] >= threshold_kib * KIB),
+                      {"expected": f"the counter sees {MMAP_PROBE.supported.text()} mmap calls for a fresh "
+                                   f"allocation >= {threshold_kib:g} KiB"})
+    return Checked(checks, [control], evidence, [fresh, cycled])
 
 
 # ---------------------------------------------------------------- malloc.thread-arenas
+
+ARENA_RULE = exact(
+    "every check holds (addresses and mappings; the thread's first malloc made >= {arena_mmaps} mmap)",
+    "any check fails",
+    constants={"arena_mmaps": 1},
+    reason=f"{SOURCE} (malloc.thread-arenas): a new arena is reserved with mmap (_int_new_arena)",
+)
 
 
 def _name(path: str) -> str:
@@ -150,12 +193,13 @@ def mapping_of(maps: list, addr: int):
     return next((m for m in maps if m.start <= addr < m.end), None)
 
 
-def arena_checks(rec: Mapping[str, Any], thread_mmaps: int | None) -> list[Check]:
+def arena_checks(rec: Mapping[str, Any], thread_mmaps: int | None, rule: Rule) -> list[Check]:
     """Decision of malloc.thread-arenas (pure): the kernel's record (addresses, maps
     text) and the mmap calls traced around the thread's first malloc."""
     maps = parse_maps(rec["maps"])
     main_m = mapping_of(maps, rec["main_block"])
     thr_m = mapping_of(maps, rec["thread_block"])
+    need = rule["arena_mmaps"]
 
     def desc(m):
         return None if m is None else f"{m.start:x}-{m.end:x} {m.perms} {_name(m.path)}"
@@ -168,29 +212,40 @@ def arena_checks(rec: Mapping[str, Any], thread_mmaps: int | None) -> list[Check
         Check("the second thread's block is in an anonymous mapping (an mmap'd arena)", "anonymous mapping",
               desc(thr_m), holds=thr_m is not None and not thr_m.path and thr_m.inode == 0),
     ]
+    name = "the thread's first malloc called mmap (a new arena)"
     if thread_mmaps is None:
-        checks.append(Check("the thread's first malloc called mmap (a new arena)", ">= 1", None, None,
-                            "system calls could not be counted here"))
+        checks.append(Check(name, f">= {need:g}", None, None, "system calls could not be counted here"))
     else:
-        checks.append(Check("the thread's first malloc called mmap (a new arena)", ">= 1", thread_mmaps,
-                            holds=thread_mmaps >= 1))
+        checks.append(Check(name, f">= {need:g}", thread_mmaps, holds=thread_mmaps >= need))
     return checks
 
 
-def _check_arenas(settings: Settings, measure) -> Checked:
-    r, rec = traced("mallocs", "--variant=arenas")
-    ev = summary(r)
-    checks = arena_checks(rec, ev["mmap"])
+def _arenas_observe(settings: Settings, measure) -> dict[str, Any]:
+    counts, rec = traced("mallocs", "--variant=arenas")
+    return {"record": {k: rec[k] for k in ("main_block", "thread_block", "brk", "maps")}, "thread_calls": counts}
+
+
+def _arenas_judge(obs: Mapping[str, Any], rule: Rule) -> Checked:
+    rec, ev = obs["record"], obs["thread_calls"]
+    checks = arena_checks(rec, None if ev is None else ev["mmap"], rule)
     maps = parse_maps(rec["maps"])
     control = Control("maps-probe", "positive", any(m.path == "[heap]" for m in maps),
                       {"expected": "/proc/self/maps shows the main heap of a process that malloc'd"})
     evidence = {"main_block": hex(rec["main_block"]), "thread_block": hex(rec["thread_block"]),
-                "program_break": hex(rec["brk"]), "thread_region_calls": ev,
+                "program_break": hex(rec["brk"]), "thread_region_calls": None if ev is None else summary(ev),
                 "maps": [f"{m.start:x}-{m.end:x} {m.perms} {_name(m.path)}" for m in maps]}
     return Checked(checks, [control], evidence)
 
 
 # ---------------------------------------------------------------- malloc.heap-after-exec
+
+HEAP_EXEC_RULE = exact(
+    "every check holds: each subject's heap mapping made by >= {own_brk_calls} brk of its own, no parent "
+    "heap block after execve, a forked child on the parent's heap and frames",
+    "a heap mapping present before the program's first brk, or parent heap contents readable after exec",
+    constants={"own_brk_calls": 1},
+    reason=f"{SOURCE} (malloc.heap-after-exec)",
+)
 
 
 def _static_available() -> str | None:
@@ -204,80 +259,44 @@ def _static_available() -> str | None:
     return None
 
 
-def subject_checks(label: str, rec: Mapping[str, Any], brk_total: int, brk_region: int) -> list[Check]:
-    """Pure: a freshly exec'd subject's [heap] is made by its own brk. brk_total: brk calls
-    over the whole run (from execve); brk_region: those between main's entry and the end."""
-    before_main = brk_total - brk_region
-    heap0 = bool(rec["heap_at_main"])
-    if heap0:
-        h1 = Check(f"{label}: a heap mapping at main's entry was made by the program's own brk before main",
-                   ">= 1 brk call between execve and main", before_main, holds=before_main >= 1,
-                   note="static glibc sets up its TLS with sbrk before main (csu/libc-tls.c)")
-    else:
-        h1 = Check(f"{label}: no heap mapping at main's entry", "none", "none", holds=True,
-                   note=f"{before_main} brk call(s) before main did not grow the break (brk(NULL) queries)")
-    h2 = Check(f"{label}: after the program's first malloc its block is in a heap mapping made by its own brk",
-               "block in the heap mapping, >= 1 brk since execve",
-               {"block_in_heap": bool(rec["block_in_heap"]), "brk_calls": brk_total},
-               holds=bool(rec["block_in_heap"]) and brk_total >= 1)
-    return [h1, h2]
+SUBJECT_FIELDS = ("heap_at_main", "heap_after_malloc", "heap_lo", "heap_hi", "block_in_heap")
 
 
-def probe_check(label: str, rec: Mapping[str, Any]) -> Check:
-    """Pure: the parent's heap block (address and cookie) is gone after execve."""
-    survived = bool(rec["probe_mapped"]) and bool(rec["probe_cookie"])
-    return Check(f"{label}: the pre-exec heap block at {rec['probe']:#x} does not survive execve",
-                 "not mapped, or mapped without the parent's contents",
-                 {"mapped": bool(rec["probe_mapped"]), "holds_cookie": bool(rec["probe_cookie"])},
-                 holds=not survived)
-
-
-def fork_checks(rec: Mapping[str, Any]) -> list[Check]:
-    """Pure: a forked child has the parent's heap (range, contents) on the same frames."""
-    same_range = bool(rec["child_heap"]) and (rec["child_heap_lo"], rec["child_heap_hi"]) == (
-        rec["parent_heap_lo"], rec["parent_heap_hi"])
-    checks = [
-        Check("forked child: the parent's heap mapping (range and contents)", "same range, cookie readable",
-              {"range_same": same_range, "cookie": bool(rec["child_sees_cookie"])},
-              holds=same_range and bool(rec["child_sees_cookie"])),
-    ]
-    cp, pp = rec["child_pfn"], rec["parent_pfn"]
-    if cp is None or pp is None or cp <= 0 or pp <= 0:
-        checks.append(Check("forked child: the heap page is the parent's physical frame (copy-on-write)",
-                            "same PFN", {"child": cp, "parent": pp}, None,
-                            "page frame numbers need CAP_SYS_ADMIN (root): pagemap hides them"))
-    else:
-        checks.append(Check("forked child: the heap page is the parent's physical frame (copy-on-write)",
-                            "same PFN", {"child": cp, "parent": pp}, holds=cp == pp))
-    return checks
-
-
-def _check_heap_exec(settings: Settings, measure) -> Checked:
-    checks, evidence = [], {}
+def _heap_exec_observe(settings: Settings, measure) -> dict[str, Any]:
     static_why = _static_available()
-    subjects = [("dynamically linked", "heapexec", 0)]
+    kernels = [("dynamically linked", "heapexec", 0)]
     if static_why is None:
-        subjects.append(("statically linked", "heapexec_static", 1))
-    for label, kernel, target in subjects:
-        r, rec = traced(kernel, "--variant=subject")
-        brk_total, brk_region = r.calls("brk"), summary(r)["brk"]
-        checks += subject_checks(label, rec, brk_total, brk_region)
+        kernels.append(("statically linked", "heapexec_static", 1))
+    subjects = []
+    for label, kernel, target in kernels:
+        counts, rec = traced(kernel, "--variant=subject")
         parent = measure(["heapexec", "--variant=exec-parent", f"--target={target}"], 30.0)
-        checks.append(probe_check(f"{label}, exec'd from a process with a heap", parent))
-        evidence[label] = {
-            "heap_at_main": bool(rec["heap_at_main"]), "brk_before_main": brk_total - brk_region,
-            "brk_after_main": brk_region, "heap_after_malloc": [hex(rec["heap_lo"]), hex(rec["heap_hi"])],
-            "exec_parent_probe": {k: parent[k] for k in ("probe", "probe_mapped", "probe_cookie")},
-            "mechanism": r.mechanism,
-        }
-    if static_why is not None:
-        checks.append(Check("statically linked subject", "evaluated", None, None, static_why))
+        subjects.append({"label": label, "record": {k: rec[k] for k in SUBJECT_FIELDS},
+                         "brk_total": counts["whole_run"].get("brk", 0), "brk_region": counts["brk"],
+                         "mechanism": counts["mechanism"],
+                         "exec_parent": {k: parent[k] for k in ("probe", "probe_mapped", "probe_cookie")}})
     child = measure(["heapexec", "--variant=fork-child"], 30.0)
+    return {"subjects": subjects, "static_unavailable": static_why, "forked_child": child}
+
+
+def _heap_exec_judge(obs: Mapping[str, Any], rule: Rule) -> Checked:
+    checks, evidence = [], {}
+    for s in obs["subjects"]:
+        label, rec = s["label"], s["record"]
+        checks += subject_checks(label, rec, s["brk_total"], s["brk_region"], rule)
+        checks.append(probe_check(f"{label}, exec'd from a process with a heap", s["exec_parent"]))
+        evidence[label] = {
+            "heap_at_main": bool(rec["heap_at_main"]), "brk_before_main": s["brk_total"] - s["brk_region"],
+            "brk_after_main": s["brk_region"], "heap_after_malloc": [hex(rec["heap_lo"]), hex(rec["heap_hi"])],
+            "exec_parent_probe": dict(s["exec_parent"]), "mechanism": s["mechanism"],
+        }
+    if obs["static_unavailable"] is not None:
+        checks.append(Check("statically linked subject", "evaluated", None, None, obs["static_unavailable"]))
+    child = obs["forked_child"]
     checks += fork_checks(child)
     evidence["forked child"] = dict(child)
     control = Control("heap-probe", "positive",
-                      all(bool(evidence[label]["heap_after_malloc"]) for label, _k, _t in subjects)
-                      and bool(child["parent_heap"]),
+                      all(bool(s["record"]["heap_after_malloc"]) for s in obs["subjects"]) and bool(child["parent_heap"]),
                       {"expected": "the maps probe sees a heap mapping once malloc has run (subjects and the fork parent)"})
     return Checked(checks, [control], evidence)
 
@@ -296,9 +315,9 @@ CLAIMS = [
             "brk and mmap calls are counted there and the program break is followed with sbrk(0)."
         ),
         kernel="mallocs",
-        thresholds={"supported": "mean heap growth per brk >= 64 KiB and no mmap",
-                    "refuted": "a brk per allocation"},
-        check=_check_brk,
+        rule=BRK_RULE,
+        observe=_brk_observe,
+        judge=_brk_judge,
     ),
     Claim(
         id="malloc.mmap-threshold",
@@ -315,9 +334,9 @@ CLAIMS = [
             "cycles, and perflab.observe.trace counts mmap and munmap between markers."
         ),
         kernel="mallocs",
-        thresholds={"supported": "every allocation >= 128 KiB made its own mmap and munmap in every case",
-                    "refuted": "any did not (the evidence names which)"},
-        check=_check_threshold,
+        rule=THRESHOLD_RULE,
+        observe=_threshold_observe,
+        judge=_threshold_judge,
     ),
     Claim(
         id="malloc.thread-arenas",
@@ -332,8 +351,9 @@ CLAIMS = [
             "then reads /proc/self/maps; the thread's first malloc is traced between markers."
         ),
         kernel="mallocs",
-        thresholds={"supported": "every check holds (addresses and mappings)", "refuted": "any check fails"},
-        check=_check_arenas,
+        rule=ARENA_RULE,
+        observe=_arenas_observe,
+        judge=_arenas_judge,
     ),
     Claim(
         id="malloc.heap-after-exec",
@@ -353,9 +373,9 @@ CLAIMS = [
             "parent's heap block across execve, and a forked child's view with PFNs."
         ),
         kernel="heapexec",
-        thresholds={"supported": "every check holds",
-                    "refuted": "a heap mapping present before the program's first brk, or parent heap contents "
-                               "readable after exec"},
-        check=_check_heap_exec,
+        sources=("heapexec_static",),  # the statically linked subject
+        rule=HEAP_EXEC_RULE,
+        observe=_heap_exec_observe,
+        judge=_heap_exec_judge,
     ),
 ]

@@ -11,15 +11,16 @@ import re
 from statistics import median
 from typing import Any, Mapping
 
-from perflab.core.claim import Check, Checked, Claim, SeriesSpec, Settings
 from perflab.claims import _live
 from perflab.claims._common import per_op, timing_args
-from perflab.core.errors import AccessDenied, ClaimSkipped, NoSuchProcess
-from perflab.core.model import Control, Decision, Param, Series
-from perflab.observe.procfs import parse
-from perflab.observe.procfs.read import DEFAULT_PROC_ROOT, ProcDir
+from perflab.core.claim import Check, Checked, Claim, Curve, Evidence, Plan, SeriesSpec, Settings
+from perflab.core.errors import ClaimSkipped
+from perflab.core.params import Param
+from perflab.core.record import Control, Decision
+from perflab.core.rule import INF, Region, Rule, exact
+from perflab.decide.rules import median_rule
 from perflab.observe.procfs.snapshot import collect
-from perflab.decide.rules import INF, median_rule, region
+from perflab.observe.procfs.tasks import survey
 
 CALLS = Param("calls", 1_000_000, 1_000, 100_000_000, "null system calls per process", unit="calls")
 ROUNDS = 1000  # pipe round trips in the positive control
@@ -35,7 +36,20 @@ def switches(record: dict[str, Any]) -> float:
     return float(record["rusage_nvcsw"] + record["rusage_nivcsw"])
 
 
-def _plan(settings: Settings) -> list[SeriesSpec]:
+IN_CONTEXT = Rule(
+    quantity="context switches per null system call",
+    short="switches per call",
+    unit="switches/call",
+    supported=Region(-INF, 0.001),
+    refuted=Region(0.5, INF),
+    reason="CLAIMS.md, section 1: a system call that switched would count one per call; fixed before the first run",
+)
+# the switch probe's positive control: a same-CPU pipe ping-pong forces a switch per round trip
+PROBE = Rule(quantity="context switches the probe sees per same-CPU pipe round trip", short="switches per round trip",
+             supported=Region(1, INF), reason="each round trip blocks one side, so the other must be switched in")
+
+
+def _plan(settings: Settings) -> Plan:
     calls = int(settings.params.get("calls", CALLS.default))
     specs = [
         SeriesSpec(
@@ -67,39 +81,33 @@ def _plan(settings: Settings) -> list[SeriesSpec]:
                 value=per_op,
             )
         )
-    return specs
+    return Plan(specs)
 
 
-def _decide(series: Mapping[str, Series], conf, rng, n_boot) -> Decision:
-    return median_rule(
-        series["context-switches"].points.get(None, []),
-        "context switches per null system call",
-        region(-INF, 0.001),
-        region(0.5, INF),
-        conf,
-        rng,
-        n_boot,
-    )
+def _decide(ev: Evidence, rule: Rule) -> Decision:
+    return median_rule(ev.series["context-switches"].points.get(None, []), rule, ev)
 
 
-def probe_control(series: Mapping[str, Series], conf, rng, n_boot) -> Control:
+def probe_control(ev: Evidence) -> Control:
     """Positive control: the switch counter must see the switches a same-CPU pipe
-    ping-pong forces (at least one per round trip); a probe that reads 0 fails it."""
-    samples = series["switch-probe-control"].points.get(None, [])
+    ping-pong forces (at least one per round trip, in every process); a probe that reads 0
+    fails it."""
+    samples = ev.series["switch-probe-control"].points.get(None, [])
     if not samples:
         return Control("switch-probe", "positive", None, {"reason": "no samples"})
-    return Control(
-        "switch-probe",
-        "positive",
-        min(samples) >= 1.0,
-        {"switches_per_round_trip": samples, "expected": ">= 1 per round trip", "rounds": ROUNDS},
-    )
+    assert PROBE.supported is not None
+    passed = PROBE.supported.holds(min(samples), max(samples))
+    detail = {"switches_per_round_trip": samples, "expected": f"{PROBE.supported.text()} per round trip",
+              "rounds": ROUNDS}
+    if not passed:
+        detail["why"] = "the counter missed switches a same-CPU ping-pong must make: it cannot see them here"
+    return Control("switch-probe", "positive", passed, detail)
 
 
-def _derive(series: Mapping[str, Series]) -> dict[str, Any]:
+def _derive(ev: Evidence) -> dict[str, Any]:
     """The ladder as ratios: what entering the kernel costs against a call, and what a
     real switch costs against entering the kernel."""
-    m = {name: median(series[name].points[None]) for name in TIMINGS}
+    m = {name: median(ev.series[name].points[None]) for name in TIMINGS}
     return {
         "syscall_over_function_call": m["syscall-getppid"] / m["function-call"],
         "syscall_over_vdso": m["syscall-getppid"] / m["vdso-clock_gettime"],
@@ -196,7 +204,7 @@ def user_layout_checks(info: Mapping[str, Any], snap: Mapping[str, Any], n: int)
                                      "pthread_getattr_np stack", "inside": {str(k): v for k, v in sp_rows.items()}})]
     sizes_table = {k: {"mappings": v["mappings"], "size_bytes": v["size_bytes"], "rss_bytes": v["rss_bytes"]}
                    for k, v in by_kind.items()}
-    series = Series("mapping size by kind", "kind", "KiB")
+    series = Curve("mapping size by kind", "kind", "KiB")
     for k in ("executable", "library", "heap", "main_stack", "thread_stack", "stack_guard", "anonymous"):
         if k in by_kind:
             series.add(k, by_kind[k]["size_bytes"] / 1024)
@@ -213,66 +221,20 @@ def user_layout_checks(info: Mapping[str, Any], snap: Mapping[str, Any], n: int)
     return Checked(checks, controls, evidence, [series])
 
 
-def _user_layout_check(settings: Settings, measure) -> Checked:
+def _user_layout_observe(settings: Settings, measure) -> dict[str, Any]:
     n = int(settings.params.get("threads", LAYOUT_THREADS.default))
     sizes = ",".join(str(STACK_KIB[i % len(STACK_KIB)]) for i in range(min(n, len(STACK_KIB))))
-    with _live.subject(["subject_threads", f"--threads={n}", f"--stack-kib={sizes}"]) as (_proc, info):
+    with _live.subject(["subject_threads", f"--threads={n}", f"--stack-kib={sizes}"]) as (_child, info):
         _live.wait_until(info["pid"], _live.all_blocked)
         snap = collect(info["pid"], sharing=False)
-    return user_layout_checks(info, snap, n)
+    return {"subject": info, "snapshot": snap, "threads": n}
+
+
+def _user_layout_judge(obs: Mapping[str, Any], rule: Rule) -> Checked:
+    return user_layout_checks(obs["subject"], obs["snapshot"], obs["threads"])
 
 
 # ---- space.kthread-no-user --------------------------------------------------------------
-PF_EXITING = 0x00000004  # include/linux/sched.h
-
-
-def survey(proc_root: str = DEFAULT_PROC_ROOT) -> list[dict[str, Any]]:
-    """Every task on the box (/proc/PID/task/TID): PF_KTHREAD from its stat flags, its
-    state, its mappings (lines of maps; None if unreadable) and VmSize (None if absent)."""
-    out = []
-    for name in os.listdir(proc_root):
-        if not name.isdigit():
-            continue
-        try:
-            pd = ProcDir(int(name), proc_root)
-        except (NoSuchProcess, AccessDenied):
-            continue
-        with pd:
-            try:
-                tids = pd.listdir("task")
-            except (NoSuchProcess, AccessDenied):
-                continue
-            for tid in tids:
-                row = _task(pd, int(name), int(tid))
-                if row is not None:
-                    out.append(row)
-    return out
-
-
-def _task(pd: ProcDir, pid: int, tid: int) -> dict[str, Any] | None:
-    try:
-        st = parse.parse_stat(pd.read_in("task", f"{tid}/stat"))
-        status = parse.parse_status(pd.read_in("task", f"{tid}/status"))
-    except (NoSuchProcess, AccessDenied):
-        return None
-    row: dict[str, Any] = {"pid": pid, "tid": tid, "comm": st.comm, "state": st.state,
-                           "kthread": st.kernel_thread, "exiting": bool(st.flags & PF_EXITING),
-                           "vmsize_kib": int(status["VmSize"].split()[0]) if "VmSize" in status else None}
-    try:
-        row["mappings"] = pd.read_in("task", f"{tid}/maps").count(b"\n")
-    except AccessDenied:
-        row["mappings"] = None
-    except NoSuchProcess:
-        # gone, or a kernel answering ESRCH for a task without an mm: if the task is
-        # still there, its maps are "not read" (never counted as 0 mappings)
-        try:
-            pd.read_in("task", f"{tid}/stat")
-        except (NoSuchProcess, AccessDenied):
-            return None
-        row["mappings"] = None
-    return row
-
-
 def kthread_checks(tasks: list[Mapping[str, Any]], self_pid: int) -> Checked:
     """The exact checks of space.kthread-no-user (pure) on a survey of every task."""
     live = [t for t in tasks if t["state"] not in "ZX" and not t["exiting"]]
@@ -324,17 +286,21 @@ def kthread_checks(tasks: list[Mapping[str, Any]], self_pid: int) -> Checked:
         "method": "PF_KTHREAD (0x00200000) in field 9 of /proc/PID/task/TID/stat identifies a kernel "
         "thread; the property tested is read apart: lines of maps, the VmSize line of status (proc(5))",
     }
-    series = Series("tasks", "kind", "tasks")
+    series = Curve("tasks", "kind", "tasks")
     series.add("kernel threads", float(len(kth)))
     series.add("user tasks", float(len(users)))
     return Checked(checks, controls, evidence, [series])
 
 
-def _kthread_check(settings: Settings, measure) -> Checked:
+def _kthread_observe(settings: Settings, measure) -> dict[str, Any]:
     tasks = survey()
     if not tasks:
         raise ClaimSkipped("/proc lists no task")
-    return kthread_checks(tasks, os.getpid())
+    return {"tasks": tasks, "self_pid": os.getpid()}
+
+
+def _kthread_judge(obs: Mapping[str, Any], rule: Rule) -> Checked:
+    return kthread_checks(obs["tasks"], obs["self_pid"])
 
 
 # ---- space.fd-in-kernel ----------------------------------------------------------------
@@ -363,8 +329,12 @@ def fd_checks(rec: Mapping[str, Any]) -> Checked:
     return Checked(checks, controls, evidence)
 
 
-def _fd_check(settings: Settings, measure) -> Checked:
-    return fd_checks(measure(["fdshare", "--variant=offsets"], 30.0))
+def _fd_observe(settings: Settings, measure) -> dict[str, Any]:
+    return {"fdshare": measure(["fdshare", "--variant=offsets"], 30.0)}
+
+
+def _fd_judge(obs: Mapping[str, Any], rule: Rule) -> Checked:
+    return fd_checks(obs["fdshare"])
 
 
 CLAIMS = [
@@ -384,7 +354,7 @@ CLAIMS = [
             "two one-byte pipe system calls included)."
         ),
         kernel="space",
-        thresholds={"supported": "context switches per call < 0.001", "refuted": ">= 0.5"},
+        rule=IN_CONTEXT,
         plan=_plan,
         decide=_decide,
         params=(CALLS,),
@@ -412,10 +382,10 @@ CLAIMS = [
             "user stack pointer (from /proc/PID/task/TID/syscall while it is blocked) is its stack."
         ),
         kernel="subject_threads",
-        thresholds={"supported": "executable, libc, heap, main stack and N thread stacks (matched to TIDs, "
-                                 "holding the pthread_getattr_np range) all found",
-                    "refuted": "any of them missing or mismatched"},
-        check=_user_layout_check,
+        rule=exact("executable, libc, heap, main stack and N thread stacks (matched to TIDs, holding the "
+                   "pthread_getattr_np range) all found", "any of them missing or mismatched"),
+        observe=_user_layout_observe,
+        judge=_user_layout_judge,
         params=(LAYOUT_THREADS,),
     ),
     Claim(
@@ -433,9 +403,10 @@ CLAIMS = [
             "released their mm (exit_mm) and count as neither."
         ),
         kernel="space",
-        thresholds={"supported": "every PF_KTHREAD task: 0 mappings, no VmSize; every user task: mappings "
-                                 "and VmSize > 0", "refuted": "any exception"},
-        check=_kthread_check,
+        rule=exact("every PF_KTHREAD task: 0 mappings, no VmSize; every user task: mappings and VmSize > 0",
+                   "any exception"),
+        observe=_kthread_observe,
+        judge=_kthread_judge,
     ),
     Claim(
         id="space.fd-in-kernel",
@@ -453,8 +424,9 @@ CLAIMS = [
             "struct file pointers of two descriptors."
         ),
         kernel="fdshare",
-        thresholds={"supported": "offsets shared by dup and across fork, independent for two opens, kcmp "
-                                 "agreeing in each case", "refuted": "any case otherwise"},
-        check=_fd_check,
+        rule=exact("offsets shared by dup and across fork, independent for two opens, kcmp agreeing in each case",
+                   "any case otherwise"),
+        observe=_fd_observe,
+        judge=_fd_judge,
     ),
 ]

@@ -15,29 +15,42 @@ import os
 from statistics import median
 from typing import Any, Mapping
 
-from perflab.decide import stats
-from perflab.core.claim import Check, Checked, Claim, SeriesSpec, Settings
 from perflab.claims import _live
 from perflab.claims._common import per_op, timing_args
 from perflab.claims.green import _same_cpu_spec, same_cpu_control
+from perflab.core.claim import Check, Checked, Claim, Curve, Evidence, Plan, SeriesSpec, Settings
 from perflab.core.errors import AccessDenied, ClaimSkipped
-from perflab.core.model import Control, Decision, Param, Series
+from perflab.core.params import Param
+from perflab.core.record import Control, Decision
+from perflab.core.rule import INF, Region, Rule, exact, num
+from perflab.decide import stats
+from perflab.decide.rules import all_of, ratio_rule
 from perflab.observe.procfs.kcmp import RESOURCES, Kcmp, KcmpUnavailable, NullProbe
 from perflab.observe.procfs.snapshot import collect
-from perflab.decide.rules import INF, all_of, ratio_rule, region
+
+SOURCE = "CLAIMS.md, section 4, the claim's Decision line"
 
 # ---- task.thread-is-task -----------------------------------------------------------------
 SPIN_THREADS = Param("threads", 4, 1, 16, "threads, thread i burning (i+1) units of CPU", unit="threads")
-UNIT_MS = 40  # CPU burnt per unit; /proc reports clock ticks (10 ms at USER_HZ 100)
-CPU_TOL_S = 0.025  # absolute tolerance on a thread's CPU time: 2 ticks and a bit
-CPU_TOL_REL = 0.25  # and relative
+UNIT_MS = 40  # CPU burnt per unit (the subject's --unit-ms); /proc reports clock ticks (10 ms at USER_HZ 100)
+
+THREAD_IS_TASK = exact(
+    "N+1 tasks with the TIDs the threads report, states R (main) and S (threads), each thread's utime+stime "
+    "within max({cpu_tol_ms} ms, {cpu_tol_pct}%) of the CPU it burned and increasing with it",
+    "any of that otherwise",
+    constants={"cpu_tol_ms": 25, "cpu_tol_pct": 25},
+    reason="CLAIMS.md, section 4 (task.thread-is-task: exact). /proc reports a task's CPU time in clock ticks "
+    "(10 ms at USER_HZ 100): the absolute tolerance on a thread's CPU time is 2 ticks and a bit, the relative "
+    "one covers the longer burns",
+)
 
 
-def cpu_close(observed_s: float, expected_s: float) -> bool:
-    return abs(observed_s - expected_s) <= max(CPU_TOL_S, CPU_TOL_REL * expected_s)
+def cpu_close(observed_s: float, expected_s: float, rule: Rule) -> bool:
+    tol = max(rule["cpu_tol_ms"] / 1000, rule["cpu_tol_pct"] / 100 * expected_s)
+    return abs(observed_s - expected_s) <= tol
 
 
-def thread_is_task_checks(info: Mapping[str, Any], snap: Mapping[str, Any]) -> Checked:
+def thread_is_task_checks(info: Mapping[str, Any], snap: Mapping[str, Any], unit_ms: float, rule: Rule) -> Checked:
     """The exact checks of task.thread-is-task (pure): the subject's own report (gettid,
     CLOCK_THREAD_CPUTIME_ID) against /proc/PID/task (procfs.snapshot.collect)."""
     pid = info["pid"]
@@ -46,7 +59,7 @@ def thread_is_task_checks(info: Mapping[str, Any], snap: Mapping[str, Any]) -> C
     seen = {t["tid"]: t for t in snap["threads"]}
     expected_tids = {pid} | {t["tid"] for t in spin}
     rows = []
-    for i, t in enumerate(spin):
+    for t in spin:
         s = seen.get(t["tid"], {})
         rows.append({"tid": t["tid"], "burned_s": t["burn_ns"] / 1e9, "own_clock_s": t["cpu_ns"] / 1e9,
                      "proc_cpu_s": s.get("cpu_s"), "state": s.get("state")})
@@ -62,28 +75,29 @@ def thread_is_task_checks(info: Mapping[str, Any], snap: Mapping[str, Any]) -> C
               "/proc/PID/task/TID/stat field 3, read while main spins and the threads block"),
     ]
     cpu = [r["proc_cpu_s"] for r in rows]
-    within = [r["proc_cpu_s"] is not None and cpu_close(r["proc_cpu_s"], r["burned_s"]) for r in rows]
+    within = [r["proc_cpu_s"] is not None and cpu_close(r["proc_cpu_s"], r["burned_s"], rule) for r in rows]
     increasing = all(a is not None and b is not None and a < b for a, b in zip(cpu, cpu[1:]))
     checks.append(Check(
         "each task's CPU time is its own (utime+stime per TID follows what it burned)",
-        f"thread i: (i+1) x {UNIT_MS} ms, within max({CPU_TOL_S * 1000:g} ms, {CPU_TOL_REL:.0%}), increasing",
+        f"thread i: (i+1) x {num(unit_ms)} ms, within max({num(rule['cpu_tol_ms'])} ms, "
+        f"{num(rule['cpu_tol_pct'])}%), increasing",
         [round(c, 3) if c is not None else None for c in cpu],
         all(within) and (increasing or n == 1),
         f"burned {[round(r['burned_s'], 3) for r in rows]} s; main (still spinning) {main.get('cpu_s')} s"))
-    own_ok = all(cpu_close(r["own_clock_s"], r["burned_s"]) for r in rows)
+    own_ok = all(cpu_close(r["own_clock_s"], r["burned_s"], rule) for r in rows)
     controls = [Control("thread-clock", "positive", own_ok,
                         {"expected": "each thread's own CLOCK_THREAD_CPUTIME_ID reads what it meant to burn",
                          "observed_s": [r["own_clock_s"] for r in rows]})]
-    series = Series("CPU time per task (/proc)", "tid", "s")
+    series = Curve("CPU time per task (/proc)", "tid", "s")
     for r in rows:
         if r["proc_cpu_s"] is not None:
             series.add(f"tid {r['tid']} ({r['burned_s'] * 1000:.0f} ms burned)", r["proc_cpu_s"])
     evidence = {"tasks": rows, "main": {"tid": pid, "state": main.get("state"), "cpu_s": main.get("cpu_s")},
-                "clock_ticks_per_s": snap.get("clock_ticks_per_s"), "unit_ms": UNIT_MS}
+                "clock_ticks_per_s": snap.get("clock_ticks_per_s"), "unit_ms": unit_ms}
     return Checked(checks, controls, evidence, [series])
 
 
-def _thread_is_task_check(settings: Settings, measure) -> Checked:
+def _thread_is_task_observe(settings: Settings, measure) -> dict[str, Any]:
     n = int(settings.params.get("threads", SPIN_THREADS.default))
     argv = ["task", "--variant=spin-subject", f"--n={n}", f"--unit-ms={UNIT_MS}"]
     with _live.subject(argv, timeout_s=60.0) as (_proc, info):
@@ -91,7 +105,14 @@ def _thread_is_task_check(settings: Settings, measure) -> Checked:
         spinners = {t["tid"] for t in info["threads"]}
         _live.wait_until(pid, lambda st: all(st.get(t) not in (None, "running") for t in spinners))
         snap = collect(pid, sharing=False)
-    return thread_is_task_checks(info, snap)
+    # of the snapshot, what the checks read: each task's state and CPU time
+    tasks = [{"tid": t["tid"], "state": t.get("state"), "cpu_s": t.get("cpu_s")} for t in snap["threads"]]
+    return {"subject": info, "unit_ms": UNIT_MS,
+            "snapshot": {"threads": tasks, "clock_ticks_per_s": snap.get("clock_ticks_per_s")}}
+
+
+def _thread_is_task_judge(obs: Mapping[str, Any], rule: Rule) -> Checked:
+    return thread_is_task_checks(obs["subject"], obs["snapshot"], obs["unit_ms"], rule)
 
 
 # ---- task.threads-share ------------------------------------------------------------------
@@ -108,7 +129,7 @@ def threads_share_checks(obs: Mapping[str, Any]) -> Checked:
         checks.append(Check(f"threads share {r} ({RESOURCES[r][1]})", f"kcmp equal for all {len(eq)} threads",
                             f"{sum(eq)} of {len(eq)} equal", bool(eq) and all(eq)))
     for r in SHARED:
-        checks.append(Check(f"a forked child does not share {r}", "kcmp differs", 
+        checks.append(Check(f"a forked child does not share {r}", "kcmp differs",
                             "equal" if obs["child"][r] else "differs", not obs["child"][r]))
     ctl = obs["control"]
     controls = [Control("kcmp-known-pairs", "positive",
@@ -122,7 +143,7 @@ def threads_share_checks(obs: Mapping[str, Any]) -> Checked:
     return Checked(checks, controls, evidence)
 
 
-def _threads_share_check(settings: Settings, measure) -> Checked:
+def _threads_share_observe(settings: Settings, measure) -> dict[str, Any]:
     try:
         kc = Kcmp()
     except KcmpUnavailable as exc:
@@ -145,61 +166,89 @@ def _threads_share_check(settings: Settings, measure) -> Checked:
                          "probe": {"valid": probe.valid.get("io"), "reason": probe.reason}}
         except AccessDenied as exc:
             raise ClaimSkipped(f"{exc} (needs ptrace read access)") from None
+    return obs
+
+
+def _threads_share_judge(obs: Mapping[str, Any], rule: Rule) -> Checked:
     return threads_share_checks(obs)
 
 
 # ---- task.thread-cheaper -----------------------------------------------------------------
 CREATE = (("thread", "create-thread"), ("fork", "create-fork"), ("clone-vm", "create-clone-vm"))
-CREATE_SUPPORTED, CREATE_REFUTED = region(1.5, INF), region(-INF, 1.1)
+THREAD_CHEAPER = Rule(
+    quantity="fork+exit+wait / pthread_create+join",
+    short="fork / thread",
+    supported=Region(1.5, INF),
+    refuted=Region(-INF, 1.1),
+    reason=SOURCE,
+)
 
 
-def _create_plan(settings: Settings) -> list[SeriesSpec]:
-    return [SeriesSpec(name=name, x=None, unit="ns/create", xs=(None,),
-                       argv=lambda _x, v=variant: ["task", *timing_args(settings, [f"--variant={v}"])],
-                       value=per_op)
-            for name, variant in CREATE]
+def _create_plan(settings: Settings) -> Plan:
+    return Plan([SeriesSpec(name=name, x=None, unit="ns/create", xs=(None,),
+                            argv=lambda _x, v=variant: ["task", *timing_args(settings, [f"--variant={v}"])],
+                            value=per_op)
+                 for name, variant in CREATE])
 
 
-def _create_decide(series: Mapping[str, Series], conf, rng, n_boot) -> Decision:
-    d = ratio_rule(series["fork"].points.get(None, []), series["thread"].points.get(None, []),
-                   "fork+exit+wait / pthread_create+join", CREATE_SUPPORTED, CREATE_REFUTED, conf, rng, n_boot)
-    cv, th = series.get("clone-vm"), series["thread"].points.get(None, [])
+def _create_decide(ev: Evidence, rule: Rule) -> Decision:
+    series = ev.series
+    th = series["thread"].points.get(None, [])
+    d = ratio_rule(series["fork"].points.get(None, []), th, rule, ev)
+    cv = series.get("clone-vm")
     if cv is not None and cv.points.get(None) and th:
         try:
-            est = stats.ratio_of_medians(cv.points[None], th, conf=conf, n_boot=n_boot, rng=rng)
+            est = stats.ratio_of_medians(cv.points[None], th, conf=ev.conf, n_boot=ev.n_boot, rng=ev.rng)
             d.evidence["clone(CLONE_VM) / thread (not decided on)"] = {"value": est.value, "ci": [est.lo, est.hi]}
         except (ValueError, ZeroDivisionError):
             pass
-    med = {name: median(series[name].points[None]) for name, _ in CREATE if name in series and series[name].points.get(None)}
+    med = {name: median(series[name].points[None]) for name, _ in CREATE
+           if name in series and series[name].points.get(None)}
     text = ", ".join(f"{name} {v / 1e3:.3g} us" for name, v in med.items())
     d.reason = "; ".join(r for r in (d.reason, text) if r)
     return d
 
 
-def _create_derive(series: Mapping[str, Series]) -> dict[str, Any]:
-    m = {name: median(series[name].points[None]) for name, _ in CREATE}
+def _create_derive(ev: Evidence) -> dict[str, Any]:
+    m = {name: median(ev.series[name].points[None]) for name, _ in CREATE}
     return {"median_ns": m, "fork_over_thread": m["fork"] / m["thread"],
             "clone_vm_over_thread": m["clone-vm"] / m["thread"], "fork_over_clone_vm": m["fork"] / m["clone-vm"]}
 
 
 # ---- task.process-switch-dearer ----------------------------------------------------------
 SWITCHES = ("thread-futex", "process-futex", "thread-pipe", "process-pipe")
-SWITCH_SUPPORTED, SWITCH_REFUTED = region(1.5, INF), region(-INF, 1.2)
 
 
-def _switch_plan(settings: Settings) -> list[SeriesSpec]:
+def _switch_part(mechanism: str) -> Rule:
+    """One mechanism's part: its process / thread switch ratio (the same thresholds for both)."""
+    return Rule(name=mechanism, quantity=f"process / thread switch ({mechanism})",
+                short=f"process / thread ({mechanism})", supported=Region(1.5, INF), refuted=Region(-INF, 1.2),
+                reason=SOURCE)
+
+
+PROCESS_SWITCH = Rule(
+    quantity="process / thread switch (futex and pipe ping-pong, same CPU)",
+    short="process / thread",
+    parts=(_switch_part("futex"), _switch_part("pipe")),
+    reason=SOURCE,
+)
+
+
+def _switch_plan(settings: Settings) -> Plan:
     specs = [SeriesSpec(name=name, x=None, unit="ns/switch", xs=(None,),
                         argv=lambda _x, v=name: ["switch", *timing_args(settings, [f"--variant={v}"])],
                         value=per_op) for name in SWITCHES]
     specs.append(_same_cpu_spec(settings))
-    return specs
+    return Plan(specs)
 
 
-def _switch_decide(series: Mapping[str, Series], conf, rng, n_boot) -> Decision:
-    parts = [ratio_rule(series[f"process-{m}"].points.get(None, []), series[f"thread-{m}"].points.get(None, []),
-                        f"process / thread switch ({m})", SWITCH_SUPPORTED, SWITCH_REFUTED, conf, rng, n_boot)
-             for m in ("futex", "pipe")]
-    d = all_of(parts, "process / thread switch (futex and pipe ping-pong, same CPU)")
+def _switch_decide(ev: Evidence, rule: Rule) -> Decision:
+    """Each mechanism's ratio on its part of the rule; supported if both support,
+    refuted if either refutes."""
+    s = ev.series
+    parts = [ratio_rule(s[f"process-{p.name}"].points.get(None, []), s[f"thread-{p.name}"].points.get(None, []),
+                        p, ev) for p in rule.parts]
+    d = all_of(parts, rule)
     d.reason = "; ".join(r for r in [d.reason] + [_part(p) for p in parts] if r)
     return d
 
@@ -211,8 +260,8 @@ def _part(d: Decision) -> str:
     return f"{d.quantity} {d.value:.3g}{ci} {d.outcome.value}"
 
 
-def _switch_derive(series: Mapping[str, Series]) -> dict[str, Any]:
-    m = {name: median(series[name].points[None]) for name in SWITCHES}
+def _switch_derive(ev: Evidence) -> dict[str, Any]:
+    m = {name: median(ev.series[name].points[None]) for name in SWITCHES}
     return {"median_ns": m, "futex_process_over_thread": m["process-futex"] / m["thread-futex"],
             "pipe_process_over_thread": m["process-pipe"] / m["thread-pipe"]}
 
@@ -233,10 +282,9 @@ CLAIMS = [
             "14-15, fs/proc/array.c do_task_stat)."
         ),
         kernel="task",
-        thresholds={"supported": "N+1 tasks with the TIDs the threads report, states R (main) and S "
-                                 "(threads), each thread's utime+stime within max(25 ms, 25%) of the CPU it "
-                                 "burned and increasing with it", "refuted": "any of that otherwise"},
-        check=_thread_is_task_check,
+        rule=THREAD_IS_TASK,
+        observe=_thread_is_task_observe,
+        judge=_thread_is_task_judge,
         params=(SPIN_THREADS,),
     ),
     Claim(
@@ -255,9 +303,10 @@ CLAIMS = [
             "(block/blk-ioc.c), so kcmp may call two missing ones equal: reported, not decided on."
         ),
         kernel="subject_threads",
-        thresholds={"supported": "kcmp VM, FILES, FS, SIGHAND equal between the threads and differ with the "
-                                 "forked child", "refuted": "any comparison otherwise"},
-        check=_threads_share_check,
+        rule=exact("kcmp VM, FILES, FS, SIGHAND equal between the threads and differ with the forked child",
+                   "any comparison otherwise"),
+        observe=_threads_share_observe,
+        judge=_threads_share_judge,
     ),
     Claim(
         id="task.thread-cheaper",
@@ -276,7 +325,7 @@ CLAIMS = [
             "parent and child on one CPU."
         ),
         kernel="task",
-        thresholds={"supported": "fork / thread >= 1.5", "refuted": "<= 1.1"},
+        rule=THREAD_CHEAPER,
         plan=_create_plan,
         decide=_create_decide,
         aa=("thread", None),
@@ -299,8 +348,7 @@ CLAIMS = [
             "private) futex, the pipe pairs make the same system calls."
         ),
         kernel="switch",
-        thresholds={"supported": "process / thread >= 1.5 (futex and pipe both)",
-                    "refuted": "<= 1.2 (either)"},
+        rule=PROCESS_SWITCH,
         plan=_switch_plan,
         decide=_switch_decide,
         aa=("thread-futex", None),

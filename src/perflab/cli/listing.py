@@ -33,7 +33,8 @@ def run(args) -> int:
             "runnable": reason is None,
             "reason": reason,
             "kernel": c.kernel,
-            "thresholds": dict(c.thresholds),
+            "thresholds": c.thresholds,
+            "rule": c.rule.describe(),
             "params": [{"name": p.name, "default": p.default, "range": [p.lo, p.hi], "unit": p.unit, "help": p.help} for p in c.params],
         })
     if args.json:

@@ -2,7 +2,7 @@
 
 0 = the run completed (whatever the verdicts), 1 = could not run (the environment said
 no, or stdout was closed under it), 2 = usage error (argparse's convention), 130 =
-interrupted (SIGINT, SIGTERM, or SIGHUP when the terminal goes away).
+interrupted (SIGINT, SIGTERM, SIGQUIT, or SIGHUP when the terminal goes away).
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ import signal
 import sys
 
 from perflab import __version__
-from perflab.cli import history, inspect, listing, run, show, trace
+from perflab.cli import history, inspect, listing, run, schema, show, trace
 from perflab.core.errors import PerflabError
 
-COMMANDS = (listing, run, show, history, inspect, trace)
+COMMANDS = (listing, run, show, history, inspect, trace, schema)
 
 
 class Parser(argparse.ArgumentParser):
@@ -39,10 +39,11 @@ def _terminate(signum, frame):
 
 
 def _on_stop_signals() -> None:
-    """SIGTERM and SIGHUP unwind like Ctrl-C, so every cleanup (kernel process groups, the
-    trace cgroup, the run's status) runs; their default action would end Python at once.
-    A signal already ignored (nohup(1) ignores SIGHUP) stays ignored."""
-    for sig in (signal.SIGTERM, signal.SIGHUP):
+    """SIGTERM, SIGHUP and SIGQUIT unwind like Ctrl-C, so every cleanup (kernel process
+    groups, the trace cgroup, the run's status) runs; their default action would end
+    Python at once (SIGQUIT's with a core dump, signal(7)). A signal already ignored
+    (nohup(1) ignores SIGHUP) stays ignored."""
+    for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
         if signal.getsignal(sig) is not signal.SIG_IGN:
             signal.signal(sig, _terminate)
 

@@ -7,25 +7,16 @@ stdout. Each verdict is stored as soon as its claim finishes.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
-import os
-import secrets
 import sys
-from typing import Any
 
-from perflab import __version__
-from perflab.observe import host
-from perflab.engine import registry
-from perflab.engine import runner
-from perflab.core.claim import Claim, Settings
+from perflab.api import Run
 from perflab.cli.common import add_db, add_json
 from perflab.core.errors import PerflabError, UsageError
-from perflab.core.model import BUDGETS
+from perflab.core.params import BUDGETS
+from perflab.core.record import Verdict
 from perflab.results import terminal
 from perflab.results.noise import warn_if_noisy
-from perflab.results.record import to_record
-from perflab.results.store import Store
 
 
 def add_parser(sub) -> None:
@@ -40,6 +31,9 @@ def add_parser(sub) -> None:
     p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                    help="set a claim parameter (applies to every selected claim that has it)")
     p.add_argument("--cpu", type=int, help="CPU to pin kernels to (default: the last one allowed)")
+    p.add_argument("--samples", action="store_true",
+                   help="with --json: every point's raw samples and every kernel record (a record that can be "
+                        "imported and decided again elsewhere)")
     add_db(p)
     add_json(p)
     p.set_defaults(func=run, budget="default")
@@ -56,29 +50,18 @@ def seed_arg(text: str) -> int:
     return value
 
 
-def parse_params(claims: list[Claim], items: list[str]) -> dict[str, dict[str, Any]]:
-    """--param NAME=VALUE -> {claim id: {name: value}}; unknown names and bad values are usage errors."""
-    per_claim: dict[str, dict[str, Any]] = {c.id: c.defaults() for c in claims}
+def param_items(items: list[str]) -> dict[str, str]:
+    """--param NAME=VALUE ... -> {name: text}; a name given twice is a usage error (the
+    last would silently win otherwise)."""
+    out: dict[str, str] = {}
     for item in items:
         name, sep, text = item.partition("=")
         if not sep or not name:
             raise UsageError(f"bad --param {item!r}: expected NAME=VALUE")
-        owners = [c for c in claims if c.param(name)]
-        if not owners:
-            known = sorted({p.name for c in claims for p in c.params})
-            raise UsageError(f"unknown parameter {name!r} for the selected claims (known: {', '.join(known) or 'none'})")
-        for c in owners:
-            per_claim[c.id][name] = c.param(name).parse(text)
-    return per_claim
-
-
-def choose_cpu(requested: int | None) -> int:
-    allowed = sorted(os.sched_getaffinity(0))
-    if requested is None:
-        return allowed[-1]
-    if requested not in allowed:
-        raise UsageError(f"--cpu {requested} is not available to this process (allowed: {', '.join(map(str, allowed))})")
-    return requested
+        if name in out:
+            raise UsageError(f"--param {name} given twice ({out[name]!r} and {text!r}): give it once")
+        out[name] = text
+    return out
 
 
 class _Progress:
@@ -97,8 +80,8 @@ class _Progress:
             self.bar.start()
             self.task = self.bar.add_task("", total=1, note="")
 
-    def start(self, index: int, claim_id: str) -> None:
-        label = f"[{index}/{self.total}] {claim_id}"
+    def start(self, index: int, total: int, claim) -> None:
+        label = f"[{index}/{total}] {claim.id}"
         if self.bar:
             self.bar.update(self.task, description=label, completed=0, total=1, note="")
         else:
@@ -108,8 +91,9 @@ class _Progress:
         if self.bar:
             self.bar.update(self.task, completed=done, total=planned, note=note)
 
-    def finish(self, index: int, rec: dict[str, Any]) -> None:
-        line = f"[{index}/{self.total}] {rec['claim']}: {rec['outcome']} ({rec['duration_s']:.1f} s)"
+    def finish(self, index: int, v: Verdict) -> None:
+        reason = f" ({v.reason.value})" if v.reason else ""
+        line = f"[{index}/{self.total}] {v.claim}: {v.outcome.value}{reason} ({v.duration_s:.1f} s)"
         if self.bar:
             self.bar.console.print(line)
         else:
@@ -120,46 +104,26 @@ class _Progress:
             self.bar.stop()
 
 
-def _now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-
-
 def run(args) -> int:
-    claims = registry.select(args.selectors)
-    params = parse_params(claims, args.param)
-    cpu = choose_cpu(args.cpu)
-    budget = BUDGETS[args.budget]
-    seed = args.seed if args.seed is not None else secrets.randbelow(2**31)
-    store = Store(args.db)  # fail before measuring if the database cannot be used
-    facts = host.collect()
-    run_id = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(2)
-    store.begin_run(run_id, _now(), __version__, budget.name, seed, sys.argv[1:], facts, host.fingerprint(facts))
-    records: list[dict[str, Any]] = []
+    r = Run(args.selectors, budget=args.budget, seed=args.seed, params=param_items(args.param), cpu=args.cpu,
+            db=args.db, argv=sys.argv[1:])
     progress = None
     status = "interrupted"  # unless it completes, or fails below
-    stored = 0
+    done = 0
+
+    def show(v: Verdict) -> None:
+        nonlocal done
+        done += 1
+        progress.finish(done, v)
+        if args.json:  # printed even when the database refused it: the verdict is not lost
+            print(json.dumps(v.to_json(samples=args.samples)), flush=True)
+
     try:
-        print(f"perflab: run {run_id}, {len(claims)} claim(s), budget {budget.name}, seed {seed}, "
-              f"CPU {cpu}, database {store.path}", file=sys.stderr)
-        progress = _Progress(len(claims))
-        cache = runner.SampleCache()
-        for index, claim in enumerate(claims, 1):
-            progress.start(index, claim.id)
-            settings = Settings(params=params[claim.id], budget=budget, seed=seed, cpu=cpu, host=facts)
-            verdict = runner.run_claim(claim, settings, progress=progress.step, cache=cache)
-            rec = to_record(verdict, claim.statement, facts, run_id, __version__)
-            records.append(rec)
-            progress.finish(index, rec)
-            refused = None
-            try:  # stored first: a closed stdout must not cost the database the verdict
-                store.save_result(run_id, rec, verdict.samples)
-                stored += 1
-            except PerflabError as exc:
-                refused = exc
-            if args.json:  # printed even when the database refused it: the verdict is not lost
-                print(json.dumps(rec), flush=True)
-            if refused is not None:
-                raise refused
+        print(f"perflab: run {r.run_id}, {len(r.claims)} claim(s), budget {r.budget.name}, seed {r.seed}, "
+              f"CPU {r.cpu}, database {r.store.path}", file=sys.stderr)
+        progress = _Progress(len(r.claims))
+        for _ in r.measure(on_start=progress.start, on_progress=progress.step, on_verdict=show):
+            pass
         status = "complete"
     except BrokenPipeError:
         raise  # the reader went away: interrupted
@@ -167,7 +131,7 @@ def run(args) -> int:
         status = "failed"  # the environment refused something, or a bug: the run did not finish
         raise
     finally:
-        _finish(store, run_id, status, stored, records, progress, args.json)
+        _finish(r, status, progress, args.json)
     return 0
 
 
@@ -180,20 +144,23 @@ def _quietly(fn, *args, **kwargs) -> None:
         pass
 
 
-def _finish(store: Store, run_id: str, status: str, stored: int, records: list[dict[str, Any]],
-            progress: _Progress | None, as_json: bool) -> None:
+def _finish(r: Run, status: str, progress: _Progress | None, as_json: bool) -> None:
     # the database first, so that nothing the terminal does can leave the run 'running'
     unrecorded = None
+    records = r.verdicts
     try:
-        store.finish_run(run_id, _now(), status)
+        r.finish(status)
     except PerflabError as exc:  # e.g. the disk filled up
         unrecorded = exc
+    finally:
+        r.close()
     if progress is not None:
         _quietly(progress.close)
     if status != "complete":
         if unrecorded is not None:  # say it, but keep the error that stopped the run
             _quietly(print, f"perflab: {unrecorded}", file=sys.stderr)
-        _quietly(print, f"perflab: run {run_id} {status}; {stored} verdict(s) stored in {store.path}", file=sys.stderr)
+        _quietly(print, f"perflab: run {r.run_id} {status}; {r.stored} verdict(s) stored in {r.store.path}",
+                 file=sys.stderr)
         if not as_json and records:
             _quietly(terminal.render, records, sys.stdout)
         return

@@ -14,22 +14,23 @@ from perflab.results.store import Store
 def add_parser(sub) -> None:
     p = sub.add_parser("show", help="show a stored run (default: the last)")
     p.add_argument("run", nargs="?", default="last", help="'last', a run id or a unique prefix of one")
+    p.add_argument("--samples", action="store_true", help="with --json: raw samples and kernel records too")
     add_db(p)
     add_json(p)
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
-    store = Store(args.db, readonly=True)
-    run_id = store.resolve_run(args.run)
-    info = store.run_info(run_id)
-    records = store.results(run_id)
+    with Store(args.db, readonly=True) as store:
+        run_id = store.resolve_run(args.run)
+        info = store.run_info(run_id)
+        verdicts = store.verdicts(run_id, samples=args.json and args.samples)
     if args.json:
-        for rec in records:
-            print(json.dumps(rec))
+        for v in verdicts:
+            print(json.dumps(v.to_json(samples=args.samples)))
         return 0
-    print(f"run {run_id}: {info['started_at']}, budget {info['budget']}, seed {info['seed']}, "
-          f"{info['status']}, perflab {info['perflab_version']}", file=sys.stderr)
-    terminal.render(records, sys.stdout)
-    warn_if_noisy(records)
+    print(f"run {run_id}: {info.started_at}, budget {info.budget}, seed {info.seed}, "
+          f"{info.status}, perflab {info.perflab_version}", file=sys.stderr)
+    terminal.render(verdicts, sys.stdout)
+    warn_if_noisy(verdicts)
     return 0

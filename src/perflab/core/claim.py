@@ -3,7 +3,13 @@
 A claim file (``perflab/claims/<topic>.py`` or a third-party module registered under the
 ``perflab.claims`` entry-point group) defines a module-level ``CLAIMS`` list of
 :class:`Claim`. Nothing else needs editing: the registry finds it, the CLI lists it and
-the contract test covers it.
+the contract test covers it (CONTRIBUTING.md has the recipe).
+
+Data flows one way: the plan reads the host (``Settings.host``, files, sockets) and says
+what to measure and what it found (``Plan.facts``); the runner measures; ``decide`` is a
+pure function of the evidence (samples and facts) and the rule, so a stored run can be
+decided again anywhere. A structural claim does the same with ``observe`` (which may do
+I/O) and ``judge`` (pure, on the observations).
 """
 
 from __future__ import annotations
@@ -12,7 +18,9 @@ import random
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
-from perflab.core.model import Budget, Control, Decision, Param, Series
+from perflab.core.params import Budget, Param
+from perflab.core.record import Control, Decision
+from perflab.core.rule import Rule
 
 
 @dataclass(frozen=True)
@@ -23,7 +31,7 @@ class Settings:
     budget: Budget
     seed: int
     cpu: int  # CPU the kernels are pinned to
-    host: Mapping[str, Any]
+    host: Mapping[str, Any]  # observe.host.collect()
 
 
 @dataclass(frozen=True)
@@ -42,42 +50,84 @@ class SeriesSpec:
     derived: tuple[tuple[str, str, Callable[[dict[str, Any]], float]], ...] = ()
 
 
+@dataclass
+class Plan:
+    """What to measure, and what the plan found out about the host that the decision
+    needs (cache sizes, a listening cache server, the allocators installed). ``facts``
+    must be JSON: they are stored with the verdict and given back to ``decide``."""
+
+    series: list[SeriesSpec]
+    facts: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Curve:
+    """One measured curve as the rule sees it: raw samples (one per process) at each x."""
+
+    name: str
+    x: str | None  # name of the swept variable; None for a single point
+    unit: str
+    role: str = "evidence"  # "evidence" | "control"
+    points: dict[Any, list[float]] = field(default_factory=dict)
+
+    def add(self, x: Any, value: float) -> None:
+        self.points.setdefault(x, []).append(value)
+
+
+@dataclass
+class Evidence:
+    """All a rule may look at: the curves, the plan's facts, and how sure to be. ``rng``
+    is seeded from the run's seed, the claim and the look, so deciding again reproduces
+    the same bootstrap draws."""
+
+    series: Mapping[str, Curve]
+    facts: Mapping[str, Any]
+    conf: float
+    n_boot: int
+    rng: random.Random
+
+
 @dataclass(frozen=True)
 class Check:
-    """One exact check of a structural claim. ``holds`` is None when it could not be
-    evaluated here (e.g. frame numbers without root); ``note`` says why."""
+    """One exact check of a structural claim. ``holds`` is None when it did not decide:
+    by default because it could not be evaluated here (e.g. frame numbers without root:
+    the verdict's reason is then ``capped``), or, with ``inconclusive="between"``, because
+    what was observed lies between the claim's two thresholds; ``note`` says which."""
 
     name: str
     expected: Any
     observed: Any
     holds: bool | None
     note: str = ""
+    inconclusive: str | None = None  # a Reason value, when holds is None for another cause than "capped"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "expected": self.expected, "observed": self.observed,
-                "holds": self.holds, "note": self.note}
+        out = {"name": self.name, "expected": self.expected, "observed": self.observed,
+               "holds": self.holds, "note": self.note}
+        if self.inconclusive:
+            out["inconclusive"] = self.inconclusive
+        return out
 
 
 @dataclass
 class Checked:
-    """What a structural claim's ``check`` returns: its checks, controls, evidence and
-    any series it measured on the way (shown, not decided on)."""
+    """What a structural claim's ``judge`` returns: its checks, controls, evidence and
+    any series it read from the observations (shown, not decided on)."""
 
     checks: list[Check]
     controls: list[Control] = field(default_factory=list)
     evidence: dict[str, Any] = field(default_factory=dict)
-    series: list[Series] = field(default_factory=list)
+    series: list[Curve] = field(default_factory=list)
 
 
-# measure(argv, timeout_s) -> kernel record (perflab.engine.process.run_kernel, a fake in tests)
+# measure(argv, timeout_s) -> kernel record (engine.process.run_kernel, a fake in tests)
 Measure = Callable[[list[str], float], dict[str, Any]]
-# check(settings, measure) -> Checked; raise perflab.core.errors.ClaimSkipped when nothing can run
-CheckFn = Callable[[Settings, Measure], Checked]
-
-# decide(series by name, confidence level, rng, n_boot) -> Decision
-DecideFn = Callable[[Mapping[str, Series], float, random.Random, int], Decision]
-# positive control(series by name, confidence level, rng, n_boot) -> Control
-ControlFn = Callable[[Mapping[str, Series], float, random.Random, int], Control]
+PlanFn = Callable[[Settings], Plan]
+DecideFn = Callable[[Evidence, Rule], Decision]
+# observe(settings, measure) -> observations (JSON); raise ClaimSkipped when nothing can run
+ObserveFn = Callable[[Settings, Measure], dict[str, Any]]
+JudgeFn = Callable[[Mapping[str, Any], Rule], Checked]
+ControlFn = Callable[[Evidence], Control]
 
 
 @dataclass(frozen=True)
@@ -87,12 +137,13 @@ class Claim:
     seed_point: str  # which point of the reading group's notes it tests
     mechanism: str  # one paragraph: why the kernel behaves so, with sources
     kernel: str
-    thresholds: Mapping[str, Any]
-    # A measured claim has a plan (series to sample) and a rule (decide); a structural
-    # claim has a check instead, decided exactly (every check holds / one contradicts).
-    plan: Callable[[Settings], list[SeriesSpec]] | None = None
+    rule: Rule
+    # A measured claim has a plan (series to sample) and decide; a structural claim has
+    # observe and judge instead, decided exactly (every check holds / one contradicts).
+    plan: PlanFn | None = None
     decide: DecideFn | None = None
-    check: CheckFn | None = None
+    observe: ObserveFn | None = None
+    judge: JudgeFn | None = None
     params: tuple[Param, ...] = ()
     # A/A negative control: (series name, x), x either a value or a function of Settings
     aa: tuple[str, Any] | None = None
@@ -101,25 +152,30 @@ class Claim:
     aa_per_round: int | None = None
     positive: ControlFn | None = None
     requires: Callable[[Mapping[str, Any]], str | None] | None = None
-    # figures derived from the series for the evidence (ratios, per-event costs)
-    derive: Callable[[Mapping[str, Series]], dict[str, Any]] | None = None
-    # files beyond the claim file and kernels/<kernel>.c whose text defines the
+    # figures derived from the curves for the evidence (ratios, per-event costs); pure
+    derive: Callable[[Evidence], dict[str, Any]] | None = None
+    # files beyond the claim's module, its imports and its kernel whose text defines the
     # experiment (other kernels, subjects), relative to the perflab package: hashed too
     sources: tuple[str, ...] = ()
     source: str = field(default="", compare=False)  # file the claim came from (set by registry)
 
     def __post_init__(self) -> None:
         measured = self.plan is not None and self.decide is not None
-        if measured == (self.check is not None):
-            raise TypeError(f"claim {self.id}: give either plan and decide, or check")
+        structural = self.observe is not None and self.judge is not None
+        if measured == structural:
+            raise TypeError(f"claim {self.id}: give either plan and decide, or observe and judge")
 
     @property
     def structural(self) -> bool:
-        return self.check is not None
+        return self.observe is not None
 
     @property
     def topic(self) -> str:
         return self.id.split(".", 1)[0]
+
+    @property
+    def thresholds(self) -> dict[str, Any]:
+        return self.rule.thresholds()
 
     def param(self, name: str) -> Param | None:
         return next((p for p in self.params if p.name == name), None)

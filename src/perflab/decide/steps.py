@@ -13,7 +13,10 @@ between adjacent points:
   level is the median of its values. Bounding the whole run's spread, not each adjacent
   pair, keeps a slow creep (finely sampled) from passing for one long plateau;
 * a transition is the pair of consecutive plateaus, its rise the ratio of their levels;
-* a step is a transition whose rise is at least ``min_rise`` (CLAIMS.md: 1.5x).
+* a step is a transition whose rise is at least ``min_rise``.
+
+The numbers (``flat``, ``min_points``, ``min_rise``) are the claim's: cache.cpu-ladder's
+rule holds them (claims/cache.py), and every caller passes them.
 
 Points between two plateaus (the gradual part of a rise) belong to no plateau. A curve
 that rises smoothly everywhere has no plateau and therefore no step; a small bump inside
@@ -28,11 +31,6 @@ import re
 from dataclasses import dataclass
 from statistics import median
 from typing import Any, Mapping, Sequence
-
-FLAT = 1.15  # a plateau's points lie within 15% of each other
-MIN_RISE = 1.5  # CLAIMS.md, cache.cpu-ladder: a step is a rise of 1.5x or more
-MIN_POINTS = 2
-
 
 @dataclass(frozen=True)
 class Plateau:
@@ -73,7 +71,7 @@ class Transition:
                 "high": self.high.level, "rise": self.rise}
 
 
-def plateaus(curve: Mapping[float, float], flat: float = FLAT, min_points: int = MIN_POINTS) -> list[Plateau]:
+def plateaus(curve: Mapping[float, float], flat: float, min_points: int) -> list[Plateau]:
     """Runs of >= min_points consecutive points within a factor ``flat`` of each other."""
     if flat < 1:
         raise ValueError("flat must be >= 1")
@@ -111,15 +109,13 @@ def half_rise(curve: Mapping[float, float], low: Plateau, high: Plateau) -> floa
     return math.sqrt(low.last * high.first)
 
 
-def transitions(curve: Mapping[float, float], flat: float = FLAT, min_points: int = MIN_POINTS) -> list[Transition]:
+def transitions(curve: Mapping[float, float], flat: float, min_points: int) -> list[Transition]:
     """Every pair of consecutive plateaus, whatever its rise."""
     ps = plateaus(curve, flat, min_points)
     return [Transition(a, b, half_rise(curve, a, b)) for a, b in zip(ps, ps[1:])]
 
 
-def detect_steps(
-    curve: Mapping[float, float], min_rise: float = MIN_RISE, flat: float = FLAT, min_points: int = MIN_POINTS
-) -> list[Transition]:
+def detect_steps(curve: Mapping[float, float], min_rise: float, flat: float, min_points: int) -> list[Transition]:
     """Transitions whose rise is at least ``min_rise``, in x order."""
     return [t for t in transitions(curve, flat, min_points) if t.rise >= min_rise]
 

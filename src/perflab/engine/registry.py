@@ -5,14 +5,12 @@ entry-point group. Importing this module has no side effects; discovery happens 
 from __future__ import annotations
 
 import difflib
-import hashlib
 import importlib
 import inspect
 import pkgutil
 from dataclasses import replace
 from functools import lru_cache
 from importlib.metadata import entry_points
-from pathlib import Path
 from types import ModuleType
 
 from perflab.core.claim import Claim
@@ -95,17 +93,3 @@ def select(selectors: list[str]) -> list[Claim]:
             hint = f" (did you mean {near[0]}?)" if near else " (see 'perflab list')"
             raise UsageError(f"unknown claim or topic: {sel}{hint}")
     return list(chosen.values())
-
-
-def source_hash(claim: Claim) -> str:
-    """Hash of the claim's file and its kernel's C source: results of different
-    definitions are never compared silently (asv's benchmark version)."""
-    digest = hashlib.sha256(claim.id.encode())
-    package = Path(__file__).resolve().parent.parent
-    extra = [package / rel for rel in claim.sources]
-    for path in (Path(claim.source), package / "kernels" / f"{claim.kernel}.c", *extra):
-        try:
-            digest.update(path.read_bytes())
-        except OSError:
-            pass
-    return digest.hexdigest()[:16]

@@ -6,8 +6,6 @@ Every reader tolerates a missing file: a fact that cannot be read is recorded as
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import platform
 import resource
@@ -102,12 +100,19 @@ def collect() -> dict[str, Any]:
         "thp": _selected(_read("/sys/kernel/mm/transparent_hugepage/enabled")),
         "clocksource": _read("/sys/devices/system/clocksource/clocksource0/current_clocksource"),
         "rlimit_nofile": {"soft": soft, "hard": hard},
+        "mem_available_bytes": mem_available(_read("/proc/meminfo")),
     }
     return facts
 
 
-def fingerprint(facts: dict[str, Any]) -> str:
-    """Stable id of the machine configuration results may be compared across."""
-    keys = ("hostname", "cpu_model", "cores_online", "kernel", "glibc", "virtualization")
-    blob = json.dumps({k: facts.get(k) for k in keys}, sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+def mem_available(meminfo: str | None) -> int | None:
+    """MemAvailable of /proc/meminfo in bytes (proc(5): the kernel's estimate of memory
+    available for starting new applications without swapping); None if absent."""
+    for line in (meminfo or "").splitlines():
+        if line.startswith("MemAvailable:"):
+            parts = line.split()
+            try:
+                return int(parts[1]) * (1024 if len(parts) > 2 and parts[2] == "kB" else 1)
+            except (IndexError, ValueError):
+                return None
+    return None

@@ -8,6 +8,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from perflab.core.record import Verdict
+
 STYLE = {
     "supported": "bold green",
     "refuted": "bold red",
@@ -41,7 +43,11 @@ def fmt_detail(value: Any) -> str:
     return str(value)
 
 
-def render(records: list[dict[str, Any]], out: TextIO, detail: bool = True) -> None:
+def outcome_text(v: Verdict) -> str:
+    return v.outcome.value + (f" ({v.reason.value})" if v.reason else "")
+
+
+def render(verdicts: list[Verdict], out: TextIO, detail: bool = True) -> None:
     console = Console(file=out, highlight=False, soft_wrap=False, width=max(120, Console(file=out).width))
 
     def say(*args, **kw) -> None:  # data, not markup: "[heap]" must stay as it is
@@ -53,74 +59,80 @@ def render(records: list[dict[str, Any]], out: TextIO, detail: bool = True) -> N
     table.add_column("decided on: value [CI]")
     table.add_column("controls")
     table.add_column("time", justify="right")
-    for rec in records:
-        dec = rec.get("decision") or {}
-        ci = dec.get("ci")
-        value = fmt(dec.get("value")) + (f" [{fmt(ci[0])}, {fmt(ci[1])}]" if ci else "")
+    for v in verdicts:
+        dec = v.decision
+        value = ""
+        if dec:
+            value = fmt(dec.value) + (f" [{fmt(dec.ci[0])}, {fmt(dec.ci[1])}]" if dec.ci else "")
         controls = ", ".join(
-            f"{name} {'ok' if c.get('passed') else 'FAILED' if c.get('passed') is False else 'n/a'}"
-            for name, c in (rec.get("controls") or {}).items()
+            f"{c.name} {'ok' if c.passed else 'FAILED' if c.passed is False else 'n/a'}" for c in v.controls
         ) or "-"
-        decided = f"{short(dec['quantity'])}: {value}" if dec else rec["summary"]
+        decided = f"{short(dec.quantity)}: {value}" if dec else v.summary
         table.add_row(
-            escape(rec["claim"]),
-            f"[{STYLE.get(rec['outcome'], '')}]{rec['outcome']}[/]",
+            escape(v.claim),
+            f"[{STYLE.get(v.outcome.value, '')}]{escape(outcome_text(v))}[/]",
             escape(decided),
             escape(controls),
-            f"{rec['duration_s']:.1f} s",
+            f"{v.duration_s:.1f} s",
         )
     console.print(table)
     if not detail:
         return
-    for rec in records:
-        console.rule(escape(f"{rec['claim']}: {rec['outcome']}"))
-        say(rec.get("statement", ""), style="italic")
-        say(rec["summary"])
-        thresholds = (rec.get("decision") or {}).get("thresholds") or {}
-        parts = {k: v for k, v in thresholds.items() if isinstance(v, dict) and "outcome" in v}
-        flat = "; ".join(f"{k}: {fmt_detail(v)}" for k, v in thresholds.items() if k not in parts and (
-            not isinstance(v, dict) or not any(isinstance(x, (dict, list)) for x in v.values())))
+    for v in verdicts:
+        console.rule(escape(f"{v.claim}: {outcome_text(v)}"))
+        say(v.statement, style="italic")
+        say(v.summary)
+        if v.action:
+            say(f"what would change it: {v.action}")
+        thresholds = (v.decision.thresholds if v.decision else None) or {}
+        parts = {k: p for k, p in thresholds.items() if isinstance(p, dict) and "outcome" in p}
+        flat = "; ".join(f"{k}: {fmt_detail(p)}" for k, p in thresholds.items() if k not in parts and (
+            not isinstance(p, dict) or not any(isinstance(x, (dict, list)) for x in p.values())))
         if flat:
-            say("thresholds (fixed in advance): " + flat)
-        if parts:  # a rule made of parts (verdict.all_of, one per allocator and pattern): each with its outcome
+            rule = f", rule version {v.decision.rule_version}" if v.decision else ""
+            say(f"thresholds (fixed in advance{rule}): " + flat)
+        if parts:  # a rule made of parts (decide.rules.all_of, one per allocator and pattern): each with its outcome
             say("decided on every part (thresholds fixed in advance):")
             for k, part in parts.items():
                 got = f"{fmt(part['value'])} [{fmt(part['ci'][0])}, {fmt(part['ci'][1])}]" if part.get("ci") else "n/a"
                 rules = "; ".join(f"{rk}: {rv}" for rk, rv in part.items()
-                                  if rk not in ("value", "ci", "outcome") and not isinstance(rv, dict))
-                say(f"  {k}: {got} -> {part.get('outcome', '?')}" + (f" ({rules})" if rules else ""))
-        for s in rec.get("series", []):
-            if s.get("role") == "control" and s["name"].startswith("a/a"):
+                                  if rk not in ("value", "ci", "outcome", "inconclusive") and not isinstance(rv, dict))
+                why = f" ({part['inconclusive']})" if part.get("inconclusive") else ""
+                say(f"  {k}: {got} -> {part.get('outcome', '?')}{why}" + (f" ({rules})" if rules else ""))
+        for s in v.series:
+            if s.role == "control" and s.name.startswith("a/a"):
                 continue
             pts = "  ".join(
-                (f"{p['x']}: " if p["x"] is not None else "") + f"{fmt(p['median'])} [{fmt(p['ci'][0])}, {fmt(p['ci'][1])}] n={p['n']}"
-                for p in s["points"]
+                (f"{p.x}: " if p.x is not None else "") + f"{fmt(p.median)} [{fmt(p.ci[0])}, {fmt(p.ci[1])}] n={p.n}"
+                for p in s.points
             )
-            label = f"{s['name']} ({s['unit']}{', by ' + s['x'] if s['x'] else ''})"
-            say(f"  {label}: {pts}")
-            if "growth_exponent" in s:
-                g, f = s["growth_exponent"], s.get("affine_fit")
-                line = f"    growth exponent (top decade) {g['value']:.3f} [{g['ci'][0]:.3f}, {g['ci'][1]:.3f}]"
+            say(f"  {s.name} ({s.unit}{', by ' + s.x if s.x else ''}): {pts}")
+            if s.growth_exponent:
+                g, f = s.growth_exponent, s.affine_fit
+                line = f"    growth exponent (top decade) {g.value:.3f} [{g.lo:.3f}, {g.hi:.3f}]"
                 if f:
-                    line += f"; fit a + b*N: a = {fmt(f['a']['value'])} {s['unit']}, b = {fmt(f['b']['value'])} {s['unit']} per {s['x']}"
+                    line += f"; fit a + b*N: a = {fmt(f.a.value)} {s.unit}, b = {fmt(f.b.value)} {s.unit} per {s.x}"
                 say(line)
-        for name, c in (rec.get("controls") or {}).items():
-            say(f"  control {name} ({c.get('kind')}): {'passed' if c.get('passed') else 'FAILED' if c.get('passed') is False else 'not evaluated'} "
-                          + ", ".join(f"{k}={fmt_detail(v)}" for k, v in c.items() if k not in ("kind", "passed")))
-        ev = rec.get("evidence") or {}
-        if "stderr" in ev and ev["stderr"]:
+        for c in v.controls:
+            state = "passed" if c.passed else "FAILED" if c.passed is False else "not evaluated"
+            say(f"  control {c.name} ({c.kind}): {state} " + ", ".join(f"{k}={fmt_detail(x)}" for k, x in c.detail.items()))
+        ev = v.evidence
+        if ev.get("stderr"):
             say("  kernel stderr:\n" + ev["stderr"])
         if ev.get("overheads"):
-            say("  subtracted overheads: " + ", ".join(f"{k} {fmt(v)}" for k, v in ev["overheads"].items()))
+            say("  subtracted overheads: " + ", ".join(f"{k} {fmt(x)}" for k, x in ev["overheads"].items()))
+        if ev.get("facts"):
+            say("  the plan found: " + ", ".join(f"{k} {fmt_detail(x)}" for k, x in ev["facts"].items()))
         if ev.get("rule"):
-            say("  found by the rule: " + ", ".join(f"{k} {fmt_detail(v)}" for k, v in ev["rule"].items()))
+            say("  found by the rule: " + ", ".join(f"{k} {fmt_detail(x)}" for k, x in ev["rule"].items()))
         if ev.get("derived"):
-            say("  derived: " + ", ".join(f"{k} {fmt_detail(v)}" for k, v in ev["derived"].items()))
+            say("  derived: " + ", ".join(f"{k} {fmt_detail(x)}" for k, x in ev["derived"].items()))
         for chk in ev.get("checks", []):
             mark = {True: "holds", False: "CONTRADICTS", None: "not evaluated"}[chk["holds"]]
             say(f"  check {chk['name']}: {mark} (expected {fmt_detail(chk['expected'])}, "
-                          f"observed {fmt_detail(chk['observed'])}){' - ' + chk['note'] if chk.get('note') else ''}")
+                f"observed {fmt_detail(chk['observed'])}){' - ' + chk['note'] if chk.get('note') else ''}")
         if "rounds" in ev:
-            say(f"  rounds: {ev['rounds']} ({'stopped early' if ev.get('stopped_early') else 'full budget'}), pin CPU {ev.get('cpu')}")
-        say(f"  why: {rec['explanation']}")
-        say(f"  rerun: {rec['rerun']}", style="dim")
+            say(f"  rounds: {ev['rounds']} ({'stopped early' if ev.get('stopped_early') else 'full budget'}), "
+                f"pin CPU {ev.get('cpu')}")
+        say(f"  why: {v.explanation}")
+        say(f"  rerun: {v.rerun}", style="dim")

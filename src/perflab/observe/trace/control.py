@@ -17,6 +17,8 @@ import json
 
 from perflab.observe.trace.result import ControlReport, TraceResult, Unavailable
 
+# the control workload is a kernel: its source defines what the control expects
+PROVENANCE = ("trace_control",)
 ARGV = ("trace_control", "--variant=control")
 MARKER = "getpgrp"  # src/perflab/kernels/trace_marker.h
 SYSCALL = "getppid"

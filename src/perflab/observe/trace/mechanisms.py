@@ -33,6 +33,10 @@ from perflab.observe.trace import cgroup, tracefs
 from perflab.observe.trace.errors import CommandNotFound, MechanismRefused
 from perflab.observe.trace.result import TraceResult, from_record
 
+# every mechanism is run by the tracer kernel (kernels/tracer/): its source is part of
+# what any traced count means
+PROVENANCE = ("tracer",)
+
 MECHANISMS = ("bpf", "perf", "ptrace")
 
 SUMMARY = {

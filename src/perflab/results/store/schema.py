@@ -1,17 +1,60 @@
 """The database schema as forward-only migrations (PRAGMA user_version = applied count).
 
-Append a migration to change the schema; never edit a released one. A database whose
-user_version is above len(MIGRATIONS) was written by a newer perflab and is refused.
+Append a migration to change the schema; never edit a released one. A migration is SQL,
+or a Python function of the connection for what SQL cannot do (rewriting stored records).
+A database whose user_version is above len(MIGRATIONS) was written by a newer perflab
+and is refused. ``APPLICATION_ID`` marks a file as perflab's (sqlite.org/fileformat2.html,
+"Application ID"); a file carrying another is never touched.
 """
 
-MIGRATIONS: list[str] = [
+from __future__ import annotations
+
+import json
+import sqlite3
+from typing import Callable, Union
+
+from perflab.core.record import SCHEMA_VERSION as RECORD_VERSION
+from perflab.core.record import upgrade_v1
+
+APPLICATION_ID = 0x70666C62  # "pflb"
+
+
+def _records_to_v2(conn: sqlite3.Connection) -> None:
+    """v3: every stored record becomes record version 2: ``schema_version``, the rule
+    version that decided it (1: there was no other), and the raw samples of each point,
+    taken from the samples table (which always kept them)."""
+    rows = conn.execute("SELECT rowid, run_id, claim, record FROM results").fetchall()
+    for rowid, run_id, claim, text in rows:
+        try:
+            rec = json.loads(text)
+        except ValueError:
+            continue  # left as it is; reading it says what is wrong
+        if not isinstance(rec, dict) or rec.get("schema_version", 1) != 1:
+            continue
+        rec = upgrade_v1(rec)
+        values: dict[tuple[str, str], list[float]] = {}
+        for series, x, value in conn.execute(
+                "SELECT series, x, value FROM samples WHERE run_id = ? AND claim = ? ORDER BY rowid", (run_id, claim)):
+            values.setdefault((series, x), []).append(value)
+        for s in rec.get("series") or []:
+            for p in s.get("points") or []:
+                got = values.get((s.get("name"), json.dumps(p.get("x"))))
+                if got is not None and len(got) == p.get("n"):
+                    p["samples"] = got
+        conn.execute("UPDATE results SET record = ?, schema_version = ?, rule_version = 1 WHERE rowid = ?",
+                     (json.dumps(rec), RECORD_VERSION, rowid))
+
+
+Migration = Union[str, Callable[[sqlite3.Connection], None]]
+
+MIGRATIONS: list[Migration | tuple[Migration, ...]] = [
     # v1: runs, one result per claim per run, raw samples.
     """
     CREATE TABLE runs (
         id TEXT PRIMARY KEY,
         started_at TEXT NOT NULL,
         finished_at TEXT,
-        status TEXT NOT NULL,            -- running | complete | interrupted
+        status TEXT NOT NULL,            -- running | complete | interrupted | failed | abandoned
         perflab_version TEXT NOT NULL,
         budget TEXT NOT NULL,
         seed INTEGER NOT NULL,
@@ -46,6 +89,22 @@ MIGRATIONS: list[str] = [
     CREATE INDEX results_by_claim ON results (claim, run_id);
     CREATE INDEX samples_by_result ON samples (run_id, claim);
     """,
+    # v3: the typed, versioned record. Runs know the process that runs them (pid, its
+    # start time in clock ticks since boot, the boot id), so one whose process is gone is
+    # marked 'abandoned' by the next command; results know the record and rule versions
+    # and the inconclusive reason; samples know the CPU they were pinned to.
+    (
+        """
+        ALTER TABLE runs ADD COLUMN pid INTEGER;
+        ALTER TABLE runs ADD COLUMN pid_start INTEGER;
+        ALTER TABLE runs ADD COLUMN boot_id TEXT;
+        ALTER TABLE results ADD COLUMN schema_version INTEGER NOT NULL DEFAULT 1;
+        ALTER TABLE results ADD COLUMN rule_version INTEGER NOT NULL DEFAULT 1;
+        ALTER TABLE results ADD COLUMN reason TEXT;
+        ALTER TABLE samples ADD COLUMN cpu INTEGER;
+        """,
+        _records_to_v2,
+    ),
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
