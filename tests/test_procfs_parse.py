@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from perflab.observe.procfs import classify, collect, pagemap, parse
-from perflab.observe.procfs.parse import Mapping, ProcParseError
+from perflab.observe.procfs import classify, collect, pagemap, parse, parse_fds, parse_maps
+from perflab.observe.procfs.parse import ProcParseError
+from perflab.observe.procfs.parse_maps import Mapping
 
 FIX = Path(__file__).resolve().parent / "fixtures" / "proc"
 FILES = FIX / "files"
@@ -58,7 +59,7 @@ def test_stat_zombie():
     st = parse.parse_stat(blob("stat_zombie"))
     assert st.state == "Z" and parse.state_name(st.state) == "zombie"
     assert st.comm == "sleep" and not st.kernel_thread
-    assert parse.parse_maps(blob("maps_zombie")) == []  # the mm is gone
+    assert parse_maps.parse_maps(blob("maps_zombie")) == []  # the mm is gone
     assert parse.parse_syscall(blob("syscall_zombie")) == parse.SyscallState(False, -1, 0, 0)
 
 
@@ -108,17 +109,17 @@ def test_syscall_states():
 
 def test_smaps_fast_path_equals_generic_parser():
     raw = (SUBJECT_DIR / "smaps").read_bytes()
-    fast = parse.parse_smaps(raw)
-    slow = parse.parse_smaps_generic(raw)
+    fast = parse_maps.parse_smaps(raw)
+    slow = parse_maps.parse_smaps_generic(raw)
     assert fast == slow and len(fast) > 20
     assert all(m.rss_bytes is not None and m.pss_bytes <= m.rss_bytes for m in fast)
     # The same headers as maps, captured a moment apart.
-    maps = parse.parse_maps((SUBJECT_DIR / "maps").read_bytes())
+    maps = parse_maps.parse_maps((SUBJECT_DIR / "maps").read_bytes())
     assert [(m.start, m.end, m.path) for m in maps] == [(m.start, m.end, m.path) for m in fast]
 
 
 def test_smaps_legacy_handmade_uses_generic_path():
-    ms = parse.parse_smaps(blob("smaps_legacy_handmade"))  # no KernelPageSize lines
+    ms = parse_maps.parse_smaps(blob("smaps_legacy_handmade"))  # no KernelPageSize lines
     assert [m.path for m in ms] == ["/usr/bin/legacy (deleted)", "[stack:4242]", "[anon:my arena]",
                                     "/dev/zero (deleted)", "[stack]"]
     assert ms[0].rss_bytes == 300 * 1024 and ms[0].pss_bytes == 150 * 1024
@@ -127,7 +128,7 @@ def test_smaps_legacy_handmade_uses_generic_path():
 
 def test_maps_bad_line_raises():
     with pytest.raises(ProcParseError):
-        parse.parse_maps("not a mapping\n")
+        parse_maps.parse_maps("not a mapping\n")
 
 
 # ---- classification ------------------------------------------------------------------
@@ -137,7 +138,7 @@ def _sps(task_dir: Path) -> dict[int, int | None]:
 
 
 def test_classify_captured_subject_finds_every_thread_stack():
-    ms = parse.parse_smaps((SUBJECT_DIR / "smaps").read_bytes())
+    ms = parse_maps.parse_smaps((SUBJECT_DIR / "smaps").read_bytes())
     exe = str((SUBJECT_DIR / "exe").readlink())
     sps = _sps(SUBJECT_DIR / "task")
     labelled, stack_of = classify.classify(ms, exe, sps)
@@ -162,14 +163,14 @@ def test_classify_captured_subject_finds_every_thread_stack():
 
 
 def test_classify_without_stack_pointers_finds_no_thread_stack():
-    ms = parse.parse_smaps((SUBJECT_DIR / "smaps").read_bytes())
+    ms = parse_maps.parse_smaps((SUBJECT_DIR / "smaps").read_bytes())
     labelled, stack_of = classify.classify(ms, None, {t["tid"]: None for t in SUBJECT["threads"]})
     assert "thread_stack" not in {c.kind for c in labelled}  # no size guessing
     assert all(v is None for v in stack_of.values())
 
 
 def test_classify_legacy_labels_and_names():
-    ms = parse.parse_smaps(blob("smaps_legacy_handmade"))
+    ms = parse_maps.parse_smaps(blob("smaps_legacy_handmade"))
     labelled, stack_of = classify.classify(ms, "/usr/bin/legacy", {4242: None, 4243: None})
     assert [c.kind for c in labelled] == ["executable", "thread_stack", "anonymous", "file", "main_stack"]
     assert labelled[0].deleted and labelled[1].tids == (4242,)
@@ -184,7 +185,7 @@ def test_classify_stack_pointer_in_heap_is_not_relabelled():
 
 
 def test_totals_and_libraries():
-    ms = parse.parse_smaps((SUBJECT_DIR / "smaps").read_bytes())
+    ms = parse_maps.parse_smaps((SUBJECT_DIR / "smaps").read_bytes())
     labelled, _ = classify.classify(ms, str((SUBJECT_DIR / "exe").readlink()), _sps(SUBJECT_DIR / "task"))
     tot = classify.totals(labelled)
     assert sum(v["mappings"] for v in tot.values()) == len(ms)
@@ -204,66 +205,66 @@ LINKS = json.loads((FILES / "fdinfo" / "fdlinks.json").read_text())
     ("namespace", "namespace"), ("regular", "path"), ("memfd", "path"), ("directory", "path"),
 ])
 def test_fd_targets(name, kind):
-    assert parse.parse_fd_target(LINKS[name]).kind == kind
+    assert parse_fds.parse_fd_target(LINKS[name]).kind == kind
 
 
 def test_fd_target_other_anon_inode_and_unknown():
-    assert parse.parse_fd_target("anon_inode:bpf-map") == parse.FdTarget("anon_inode", "bpf-map", None)
-    assert parse.parse_fd_target("pidfd:[1234]").kind == "pidfd"  # pidfs naming
-    assert parse.parse_fd_target("weird").kind == "unknown"
+    assert parse_fds.parse_fd_target("anon_inode:bpf-map") == parse_fds.FdTarget("anon_inode", "bpf-map", None)
+    assert parse_fds.parse_fd_target("pidfd:[1234]").kind == "pidfd"  # pidfs naming
+    assert parse_fds.parse_fd_target("weird").kind == "unknown"
 
 
 def test_fdinfo_every_type():
-    info = {k: parse.parse_fdinfo((FILES / "fdinfo" / k).read_bytes()) for k in LINKS}
+    info = {k: parse_fds.parse_fdinfo((FILES / "fdinfo" / k).read_bytes()) for k in LINKS}
     assert info["regular"].pos == 10 and info["regular"].flags & 3 == 0
-    assert parse.fdinfo_details("eventfd", info["eventfd"])["count"] == 5
-    targets = parse.fdinfo_details("epoll", info["epoll"])["targets"]
+    assert parse_fds.fdinfo_details("eventfd", info["eventfd"])["count"] == 5
+    targets = parse_fds.fdinfo_details("epoll", info["epoll"])["targets"]
     assert len(targets) == 1 and targets[0]["events"] & 1  # EPOLLIN
-    t = parse.fdinfo_details("timerfd", info["timerfd"])
+    t = parse_fds.fdinfo_details("timerfd", info["timerfd"])
     assert t["it_interval_ns"] == 1_500_000_000 and 0 < t["it_value_ns"] <= 100_000_000_000
-    assert parse.fdinfo_details("signalfd", info["signalfd"])["signals"] == [10, 15]  # USR1, TERM
-    assert parse.fdinfo_details("pidfd", info["pidfd"])["pid"] > 0
-    assert parse.fdinfo_details("inotify", info["inotify"])["watches"] == 1
-    assert "O_PATH" in parse.open_flag_names(info["o_path"].flags)
-    names = parse.open_flag_names(info["append"].flags)
+    assert parse_fds.fdinfo_details("signalfd", info["signalfd"])["signals"] == [10, 15]  # USR1, TERM
+    assert parse_fds.fdinfo_details("pidfd", info["pidfd"])["pid"] > 0
+    assert parse_fds.fdinfo_details("inotify", info["inotify"])["watches"] == 1
+    assert "O_PATH" in parse_fds.open_flag_names(info["o_path"].flags)
+    names = parse_fds.open_flag_names(info["append"].flags)
     assert names[0] == "O_WRONLY" and "O_APPEND" in names and "O_NONBLOCK" in names
-    assert "O_DIRECTORY" in parse.open_flag_names(info["directory"].flags)
+    assert "O_DIRECTORY" in parse_fds.open_flag_names(info["directory"].flags)
 
 
 def test_fdinfo_generic_order_and_errors():
-    info = parse.parse_fdinfo("flags:\t02\npos:\t7\nmnt_id:\t3\nextra:\tz\n")
+    info = parse_fds.parse_fdinfo("flags:\t02\npos:\t7\nmnt_id:\t3\nextra:\tz\n")
     assert (info.pos, info.flags, info.mnt_id, info.ino, info.fields) == (7, 2, 3, None, {"extra": "z"})
     with pytest.raises(ProcParseError):
-        parse.parse_fdinfo("pos:\t1\n")
+        parse_fds.parse_fdinfo("pos:\t1\n")
 
 
 def test_open_flags_arm64_table():
-    assert "O_DIRECTORY" in parse.open_flag_names(0o40000, "aarch64")
-    assert "O_DIRECT" in parse.open_flag_names(0o40000, "x86_64")
+    assert "O_DIRECTORY" in parse_fds.open_flag_names(0o40000, "aarch64")
+    assert "O_DIRECT" in parse_fds.open_flag_names(0o40000, "x86_64")
 
 
 # ---- cgroup, ns, net ------------------------------------------------------------------
 
 def test_cgroup_paths_may_hold_colons():
-    lines = parse.parse_cgroup(blob("cgroup_handmade"))
-    assert lines[0] == parse.CgroupLine(12, ["pids"], "/user.slice/a:b")
+    lines = parse_fds.parse_cgroup(blob("cgroup_handmade"))
+    assert lines[0] == parse_fds.CgroupLine(12, ["pids"], "/user.slice/a:b")
     assert lines[1].hierarchy_id == 0 and lines[1].controllers == []
 
 
 def test_ns_link():
-    assert parse.parse_ns_link("net:[4026531840]") == ("net", 4026531840)
+    assert parse_fds.parse_ns_link("net:[4026531840]") == ("net", 4026531840)
     with pytest.raises(ProcParseError):
-        parse.parse_ns_link("net")
+        parse_fds.parse_ns_link("net")
 
 
 def test_net_tcp_listener_on_loopback():
-    ino = parse.parse_fd_target(LINKS["socket"]).inode
-    table = parse.parse_net_sockets("tcp", blob("net_tcp"))
+    ino = parse_fds.parse_fd_target(LINKS["socket"]).inode
+    table = parse_fds.parse_net_sockets("tcp", blob("net_tcp"))
     assert table[ino]["state"] == "LISTEN" and table[ino]["local"].startswith("127.0.0.1:")
 
 
 def test_net_unix_sockets_of_subject():
-    table = parse.parse_net_sockets("unix", (SUBJECT_DIR / "net" / "unix").read_bytes())
+    table = parse_fds.parse_net_sockets("unix", (SUBJECT_DIR / "net" / "unix").read_bytes())
     assert table and all(v["protocol"] == "unix" and v["type"] == "stream" for v in table.values())
 
 

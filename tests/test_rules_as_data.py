@@ -4,7 +4,6 @@ it, and no claim module types one of its numbers again."""
 from __future__ import annotations
 
 import ast
-import re
 import subprocess
 import sys
 from pathlib import Path

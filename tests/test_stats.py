@@ -12,28 +12,30 @@ import time
 
 import pytest
 
+from perflab.core.rule import Region, Rule
 from perflab.decide import stats
+from perflab.decide.fits import AffineFit, affine_fit, growth_exponent, loglog_slope, top_decade
 from perflab.decide.stats import (
-    AffineFit,
     Equivalence,
     Estimate,
-    affine_fit,
     bootstrap_ci,
-    decide_interval,
     equivalence,
-    growth_exponent,
-    loglog_slope,
     mad,
     median,
     percentile,
     ratio_of_medians,
-    top_decade,
 )
 
 # A 1-2-5 sweep from 1 to 10000, plus 20000: 14 sizes; top decade = 2000..20000.
 SWEEP = [m * 10**e for e in range(5) for m in (1, 2, 5) if m * 10**e <= 10000] + [20000]
 SUPPORTED = (0.8, 1.25)
 REFUTED = (-math.inf, 0.5)
+
+
+def decide_interval(est: Estimate, supported: tuple[float, float], refuted: tuple[float, float]) -> str:
+    """The generic rule (core/rule.py) on an estimate, as the claims apply it."""
+    rule = Rule(quantity="q", short="q", supported=Region(*supported), refuted=Region(*refuted))
+    return rule.judge(est.lo, est.hi)[0].value
 
 
 def noisy(

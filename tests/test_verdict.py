@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from conftest import SWEEP, claim, evidence, power, synthetic
+from conftest import SWEEP, evidence, power, synthetic
 from conftest import decide as decide_with
 from perflab.claims import io, space
 from perflab.core.record import Decision, Outcome, Reason

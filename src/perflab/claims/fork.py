@@ -17,7 +17,7 @@ from perflab.core.errors import AccessDenied, KernelFailed
 from perflab.core.params import Param
 from perflab.core.record import Control, Decision
 from perflab.core.rule import INF, Region, Rule, exact
-from perflab.decide import stats
+from perflab.decide import fits
 from perflab.decide.rules import all_of, exponent_rule, ratio_rule
 from perflab.claims._fork_cow import Frames, cow_checks, cow_observation
 from perflab.engine.process import Child
@@ -198,7 +198,7 @@ def _fit(series: Curve) -> dict[str, Any] | None:
     pts = {x: v for x, v in series.points.items() if isinstance(x, (int, float)) and x > 0}
     if len(pts) < 3:
         return None
-    fit = stats.affine_fit(pts, conf=0.95, n_boot=400, rng=random.Random(0))
+    fit = fits.affine_fit(pts, conf=0.95, n_boot=400, rng=random.Random(0))
     return {"ns_per_mib": fit.b.value, "ns_per_mib_ci": [fit.b.lo, fit.b.hi], "intercept_ns": fit.a.value,
             "r2": fit.r2, "ns_per_4k_page": fit.b.value / 256}
 

@@ -18,7 +18,7 @@ from typing import Any, Mapping
 from perflab.claims._common import log_sweep, nearest, per_op, timing_args
 from perflab.core.claim import Claim, Evidence, Plan, SeriesSpec, Settings
 from perflab.core.params import Param
-from perflab.core.record import Decision, Outcome
+from perflab.core.record import Decision
 from perflab.core.rule import INF, Region, Rule
 from perflab.decide.controls import exponent_control
 from perflab.decide.rules import all_of, exponent_rule

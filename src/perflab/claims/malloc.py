@@ -20,7 +20,7 @@ from perflab.core.errors import EnvironmentRefused
 from perflab.core.record import Control
 from perflab.core.rule import Rule, exact
 from perflab.engine.process import kernel_path
-from perflab.observe.procfs.parse import parse_maps
+from perflab.observe.procfs.parse_maps import parse_maps
 
 KIB = 1024
 MIB = 1024 * KIB

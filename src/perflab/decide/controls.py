@@ -14,7 +14,7 @@ from typing import Any, Sequence
 from perflab.core.claim import Curve, Evidence
 from perflab.core.record import Control
 from perflab.core.rule import Region, Rule
-from perflab.decide import stats
+from perflab.decide import fits, stats
 
 _MARGIN = 0.10
 AA_RULE = Rule(
@@ -69,7 +69,7 @@ def exponent_control(curve: Curve, name: str, rule: Rule, ev: Evidence) -> Contr
     """Positive control: a workload of known growth must show it (its exponent's CI inside
     ``rule.supported``); a probe that cannot see growth fails."""
     try:
-        est = stats.growth_exponent(curve.points, conf=ev.conf, n_boot=ev.n_boot, rng=ev.rng)
+        est = fits.growth_exponent(curve.points, conf=ev.conf, n_boot=ev.n_boot, rng=ev.rng)
     except ValueError as exc:
         return Control(name, "positive", None, {"reason": str(exc)})
     assert rule.supported is not None

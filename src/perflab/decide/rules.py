@@ -10,7 +10,7 @@ from typing import Any, Sequence
 from perflab.core.claim import Check, Curve, Evidence
 from perflab.core.record import Decision, Outcome, Reason
 from perflab.core.rule import Rule
-from perflab.decide import stats
+from perflab.decide import fits, stats
 
 
 def decision(rule: Rule, est: stats.Estimate, quantity: str | None = None, rule_reason: str = "") -> Decision:
@@ -27,7 +27,7 @@ def unmeasurable(rule: Rule, reason: str, quantity: str | None = None) -> Decisi
 
 
 def exponent(curve: Curve, ev: Evidence) -> stats.Estimate:
-    return stats.growth_exponent(curve.points, conf=ev.conf, n_boot=ev.n_boot, rng=ev.rng)
+    return fits.growth_exponent(curve.points, conf=ev.conf, n_boot=ev.n_boot, rng=ev.rng)
 
 
 def exponent_rule(curve: Curve, rule: Rule, ev: Evidence, quantity: str | None = None) -> Decision:

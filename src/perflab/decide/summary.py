@@ -8,7 +8,7 @@ import random
 
 from perflab.core.claim import Curve
 from perflab.core.record import AffineFit, Fit, Point, Series
-from perflab.decide import stats
+from perflab.decide import fits, stats
 
 
 def _fit(est: stats.Estimate) -> Fit:
@@ -26,12 +26,12 @@ def summarize(curve: Curve, conf: float, rng: random.Random, n_boot: int) -> Ser
                if isinstance(x, (int, float)) and not isinstance(x, bool) and x > 0}
     if len(numeric) >= 3:
         try:
-            fit = stats.affine_fit(numeric, conf=conf, n_boot=n_boot, rng=rng)
+            fit = fits.affine_fit(numeric, conf=conf, n_boot=n_boot, rng=rng)
             out.affine_fit = AffineFit(_fit(fit.a), _fit(fit.b), fit.r2)
         except (ValueError, ZeroDivisionError):
             pass
         try:
-            out.growth_exponent = _fit(stats.growth_exponent(numeric, conf=conf, n_boot=n_boot, rng=rng))
+            out.growth_exponent = _fit(fits.growth_exponent(numeric, conf=conf, n_boot=n_boot, rng=rng))
         except ValueError:
             pass
     return out

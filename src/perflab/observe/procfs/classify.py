@@ -14,7 +14,7 @@ import os
 import re
 from typing import Iterable, NamedTuple
 
-from perflab.observe.procfs.parse import Mapping
+from perflab.observe.procfs.parse_maps import Mapping
 
 KINDS = (
     "executable", "library", "heap", "main_stack", "thread_stack", "stack_guard",

@@ -15,10 +15,10 @@ import os
 import stat as stat_mod
 import time
 
-from perflab.core.errors import AccessDenied, NoSuchProcess
-from perflab.observe.procfs import classify, parse
+from perflab.core.errors import NoSuchProcess
+from perflab.observe.procfs import classify, parse, parse_fds, parse_maps
+from perflab.observe.procfs.sharing import KcmpState, sharing_of
 from perflab.observe.procfs.forked import Forked
-from perflab.observe.procfs.kcmp import LAZY, RESOURCES, Kcmp, KcmpUnavailable, NullProbe, TaskGone, group
 from perflab.observe.procfs.read import DEFAULT_PROC_ROOT, ProcDir, user_name
 
 SCHEMA = "perflab.inspect/1"
@@ -55,7 +55,7 @@ def collect(pid: int, proc_root: str = DEFAULT_PROC_ROOT, sharing: bool = True) 
             status = parse.parse_status(pd.read("status"))
         # The null probe forks: do it now, while this process is small (a fork later
         # would copy the page tables of everything read so far).
-        with _KcmpState(pd.proc_root) if sharing else contextlib.nullcontext() as kcmp_state:
+        with KcmpState(pd.proc_root) if sharing else contextlib.nullcontext() as kcmp_state:
             out = _collect(pd, st, status, notes, kcmp_state)
         # Did it exit (or turn zombie) while we read? Then the answer is incomplete.
         try:
@@ -73,7 +73,7 @@ def collect(pid: int, proc_root: str = DEFAULT_PROC_ROOT, sharing: bool = True) 
 
 
 def _collect(pd: ProcDir, st: parse.Stat, status: dict[str, str], notes: list[str],
-             kcmp_state: _KcmpState | None) -> dict:
+             kcmp_state: KcmpState | None) -> dict:
     ticks = os.sysconf("SC_CLK_TCK")
     kthread = st.kernel_thread
     zombie = st.state in "ZX"
@@ -108,7 +108,7 @@ def _collect(pd: ProcDir, st: parse.Stat, status: dict[str, str], notes: list[st
     finally:
         if fd_job is not None:
             fd_job.cancel()  # no-op once result() has reaped it
-    shares = (_sharing(pd, st, threads, kthread, kcmp_state) if kcmp_state is not None
+    shares = (sharing_of(pd, st, threads, kthread, kcmp_state) if kcmp_state is not None
               else {"available": False, "reason": "not requested"})
     return {
         "schema": SCHEMA,
@@ -149,7 +149,7 @@ def _process(pd: ProcDir, st: parse.Stat, status: dict[str, str], ticks: int, kt
         "seccomp": {"0": "disabled", "1": "strict", "2": "filter"}.get(status.get("Seccomp", ""), status.get("Seccomp")),
     }
     cgroups = [{"hierarchy_id": c.hierarchy_id, "controllers": c.controllers, "path": c.path}
-               for c in parse.parse_cgroup(pd.read("cgroup"))]
+               for c in parse_fds.parse_cgroup(pd.read("cgroup"))]
     return {
         "pid": st.pid,
         "tgid": int(status.get("Tgid", st.pid)),
@@ -182,9 +182,9 @@ def _process(pd: ProcDir, st: parse.Stat, status: dict[str, str], ticks: int, kt
 def _namespaces(pd: ProcDir) -> list[dict]:
     out = []
     for name in sorted(pd.listdir("ns")):
-        kind, ino = parse.parse_ns_link(pd.readlink_in("ns", name))
+        kind, ino = parse_fds.parse_ns_link(pd.readlink_in("ns", name))
         try:
-            mine = parse.parse_ns_link(os.readlink(f"{pd.proc_root}/self/ns/{name}"))[1]
+            mine = parse_fds.parse_ns_link(os.readlink(f"{pd.proc_root}/self/ns/{name}"))[1]
         except OSError:
             mine = None
         out.append({"name": name, "type": kind, "inode": ino,
@@ -250,7 +250,7 @@ def _threads(pd: ProcDir, st: parse.Stat, ticks: int, kthread: bool):
 
 def _address_space(pd: ProcDir, mm_tid: int, threads: list[dict], sps: dict, exe: str | None) -> dict:
     rel = "smaps" if mm_tid == pd.pid else f"task/{mm_tid}/smaps"
-    mappings = parse.parse_smaps(pd.read(rel))
+    mappings = parse_maps.parse_smaps(pd.read(rel))
     exe_id = None
     if exe is not None:
         try:
@@ -313,13 +313,13 @@ def _fds(pd: ProcDir) -> dict:
         name = str(n)
         try:
             link = pd.readlink(name, fd_dir, "fd")
-            info = parse.parse_fdinfo(pd.read(name, info_dir, "fdinfo", 4096))
+            info = parse_fds.parse_fdinfo(pd.read(name, info_dir, "fdinfo", 4096))
         except NoSuchProcess:
             if not pd.alive():
                 raise
             closed += 1  # closed between listing and reading: a normal race
             continue
-        target = parse.parse_fd_target(link)
+        target = parse_fds.parse_fd_target(link)
         kind = target.kind
         if kind == "path":
             try:  # stat(2) follows the magic link to the open file, even a deleted one
@@ -338,10 +338,10 @@ def _fds(pd: ProcDir) -> dict:
             "fd": n, "type": kind, "target": link,
             "path": target.name if target.kind == "path" else None,
             "pos_bytes": info.pos, "flags": f"0{info.flags:o}",
-            "flag_names": list(parse.open_flag_names(info.flags, _MACHINE)),
+            "flag_names": list(parse_fds.open_flag_names(info.flags, _MACHINE)),
             "mnt_id": info.mnt_id, "inode": info.ino if info.ino is not None else target.inode,
         }
-        details = parse.fdinfo_details(kind, info)
+        details = parse_fds.fdinfo_details(kind, info)
         if kind == "socket":
             if sockets is None:
                 sockets = _socket_table(pd)
@@ -360,117 +360,10 @@ def _fds(pd: ProcDir) -> dict:
 def _socket_table(pd: ProcDir) -> dict[int, dict]:
     """inode -> protocol details, from the process's network namespace (/proc/PID/net)."""
     table: dict[int, dict] = {}
-    for proto in parse.NET_PROTOCOL_FILES:
+    for proto in parse_fds.NET_PROTOCOL_FILES:
         try:
             data = pd.read(f"net/{proto}")
         except NoSuchProcess:
             continue  # protocol not built in (e.g. no IPv6): no such file
-        table.update(parse.parse_net_sockets(proto, data))
+        table.update(parse_fds.parse_net_sockets(proto, data))
     return table
-
-
-# ---- what the tasks share ---------------------------------------------------------------
-
-class _KcmpState:
-    """kcmp and its null probe, or the reason there are none."""
-
-    def __init__(self, proc_root: str):
-        self.kc: Kcmp | None = None
-        self.probe: NullProbe | None = None
-        self.reason: str | None = None
-        if proc_root != DEFAULT_PROC_ROOT:
-            self.reason = f"kcmp needs live tasks; {proc_root} is not {DEFAULT_PROC_ROOT}"
-            return
-        try:
-            self.kc = Kcmp()
-        except KcmpUnavailable as exc:
-            self.reason = str(exc)
-
-    def __enter__(self) -> _KcmpState:
-        if self.kc is not None:
-            self.probe = NullProbe(self.kc).__enter__()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self.probe is not None:
-            self.probe.__exit__(*exc)
-
-
-def _sharing(pd: ProcDir, st: parse.Stat, threads: list[dict], kthread: bool, state: _KcmpState) -> dict:
-    if state.kc is None or state.probe is None:
-        return {"available": False, "reason": state.reason}
-    kc, probe = state.kc, state.probe
-    tids = [t["tid"] for t in threads if t["state"] not in "ZX"]
-    kthreads = set(tids) if kthread else set()
-    parent = _parent(pd, st, kc, tids)
-    tasks = tids + ([st.ppid] if parent["included"] else [])
-    if parent["included"] and parent["kernel_thread"]:
-        kthreads.add(st.ppid)
-    resources = []
-    vanished: set[int] = set()
-    try:
-        for name, (kind, what) in RESOURCES.items():
-            g = group(kc, tasks, kind)
-            vanished.update(g.vanished)
-            groups = [{
-                "tids": [m for m in members if m != st.ppid or not parent["included"]],
-                "includes_parent": parent["included"] and st.ppid in members,
-                "tasks": len(members),
-                "status": _group_status(name, members, kthreads, probe),
-            } for members in g.groups]
-            resources.append({"resource": name, "object": what, "kcmp_type": kind,
-                              "groups": groups, "kcmp_calls": g.calls})
-    except TaskGone as gone:  # a probe child or the parent vanished between calls
-        return {"available": False, "reason": f"task {gone.tid} exited during the comparison"}
-    except AccessDenied as exc:
-        return {"available": False, "reason": str(exc)}
-    return {
-        "available": True,
-        "method": "kcmp(2), tasks sorted with kcmp as the comparator and split into runs of equal ones",
-        "tasks": len(tasks),
-        "parent": parent,
-        "null_probe": {"valid": dict(probe.valid), "reason": probe.reason},
-        "vanished": sorted(vanished),
-        "resources": resources,
-    }
-
-
-def _group_status(resource: str, members: list[int], kthreads: set[int], probe: NullProbe) -> str:
-    """What a group of tasks that kcmp calls equal has in common."""
-    several = len(members) > 1
-    if resource == "vm" and members[0] in kthreads:
-        return "not allocated (kernel threads have no mm)"
-    if resource in LAZY:  # NULL == NULL for kcmp: ask the probe (kcmp.NullProbe)
-        null = probe.is_null(members[0], resource)
-        if null is None:
-            return "same or not allocated (kcmp cannot tell)" if several else "not shared or not allocated"
-        if null:
-            return "not allocated"
-    return "shared" if several else "not shared"
-
-
-def _parent(pd: ProcDir, st: parse.Stat, kc: Kcmp, tids: list[int]) -> dict:
-    if st.ppid == 0:
-        return {"pid": 0, "included": False, "kernel_thread": False,
-                "reason": "no parent (started by the kernel)"}
-    info = {"pid": st.ppid, "included": False, "kernel_thread": False, "name": None, "reason": None}
-    try:
-        with ProcDir(st.ppid, pd.proc_root) as ppd:
-            pst = parse.parse_stat(ppd.read("stat"))
-        info["name"], info["kernel_thread"] = pst.comm, pst.kernel_thread
-    except NoSuchProcess:
-        info["reason"] = "the parent exited"
-        return info
-    if not tids:
-        info["reason"] = "no live task to compare"
-        return info
-    try:
-        kc.raw(tids[0], st.ppid, RESOURCES["vm"][0])
-    except AccessDenied:
-        info["reason"] = "kcmp: permission denied (no ptrace read access to the parent)"
-        return info
-    except TaskGone:
-        info["reason"] = "the parent exited"
-        return info
-    info["included"] = True
-    return info
