@@ -25,6 +25,7 @@ from __future__ import annotations
 import ast
 import hashlib
 import json
+import re
 from functools import lru_cache
 from pathlib import Path
 
@@ -99,10 +100,17 @@ def _closure(path: Path) -> tuple[frozenset[Path], tuple[str, ...]]:
     return frozenset(files), tuple(declared)
 
 
+INCLUDED_SOURCE = re.compile(rb'^\s*#\s*include\s+"([^"]+\.c)"', re.M)
+
+
 def kernel_files(name: str) -> list[Path]:
-    """The sources of kernel ``name`` (docs/kernels.md, "Layout"), shared code included."""
+    """The sources of kernel ``name`` (docs/kernels.md, "Layout"), shared code included,
+    and any .c file a source includes (heapexec_static.c is heapexec.c built -static)."""
     own = KERNELS / name
     files = sorted(own.rglob("*.[ch]")) if own.is_dir() else [own.with_suffix(".c")]
+    for f in list(files):
+        if f.suffix == ".c" and f.is_file():
+            files += [f.parent / inc.decode() for inc in INCLUDED_SOURCE.findall(f.read_bytes())]
     shared = sorted((KERNELS / "lib").rglob("*.[ch]")) if (KERNELS / "lib").is_dir() else []
     shared += sorted(KERNELS.glob("*.h"))  # headers beside the kernels, where there are any
     return [f for f in files + shared if f.is_file()]

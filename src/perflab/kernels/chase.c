@@ -8,7 +8,7 @@
  * address is the value of the previous load, so hops cannot overlap: the time per hop
  * is the latency of the level of the memory hierarchy the working set lives in.
  */
-#include "common.h"
+#include "lib/common.h"
 
 #include <sys/mman.h>
 #include <sys/resource.h>
@@ -42,7 +42,7 @@ static long switches(void)
 
 #define MAX_RETRIES 50
 
-/* common.h's measure(), except that a timed batch during which this thread was switched
+/* lib/common.c's measure(), except that a timed batch during which this thread was switched
  * out (another task ran on the CPU: its time and its cache footprint are in the batch)
  * is run again, up to MAX_RETRIES times in all; the count is reported. A sub-nanosecond
  * L1 hop and a 0.25 ms batch make a single preemption a tenfold error otherwise. */
@@ -223,7 +223,7 @@ int main(int argc, char **argv)
     /* The sequential link pass has just put the tail of the set in the caches; one lap
      * (up to 2^16 hops, all of a set up to 4 MiB) spreads what they hold over the cycle.
      * Beyond that, hits depend only on how much of the set the caches hold, not which
-     * part, and calibration and the warm-up batch (common.h) come before any timing. */
+     * part, and calibration and the warm-up batch (lib/common.c) come before any timing. */
     struct chase ch = {lines};
     uint64_t warm = n < WARM_HOPS ? n : WARM_HOPS;
     b_chase(&ch, (warm + UNROLL - 1) / UNROLL);

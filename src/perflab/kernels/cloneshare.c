@@ -21,7 +21,7 @@
  * Control in the record: kcmp of the parent with itself is 0 (equal) for every resource.
  * Exit 77: kcmp or ioprio_set refused here, or /dev missing.
  */
-#include "common.h"
+#include "lib/common.h"
 
 #include <fcntl.h>
 #include <linux/kcmp.h>

@@ -10,7 +10,7 @@
  * then the child exits, the parent reaps it and prints {"phase":"done",...}.
  * EOF on stdin ends the child at once; the child dies with the parent (PDEATHSIG).
  */
-#include "common.h"
+#include "lib/common.h"
 
 #include <sys/mman.h>
 #include <sys/resource.h>

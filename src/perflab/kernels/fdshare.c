@@ -18,7 +18,7 @@
  * against stdin's file (must differ).
  * Exit 77: kcmp refused (CONFIG_KCMP=n, seccomp) or no temporary file can be made.
  */
-#include "common.h"
+#include "lib/common.h"
 
 #include <fcntl.h>
 #include <linux/kcmp.h>

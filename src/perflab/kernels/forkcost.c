@@ -8,7 +8,7 @@
  * value per repetition (the first, cold one is discarded). `spawn` also times vfork in
  * the same process (vfork_ns) so one process gives both.
  */
-#include "common.h"
+#include "lib/common.h"
 
 #include <spawn.h>
 #include <sys/mman.h>

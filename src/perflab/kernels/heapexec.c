@@ -16,8 +16,8 @@
  *       frame numbers of that page in itself and in the parent (/proc/PID/pagemap:
  *       0 without CAP_SYS_ADMIN).
  */
-#include "common.h"
-#include "trace_marker.h"
+#include "lib/common.h"
+#include "lib/trace_marker.h"
 
 #include <fcntl.h>
 #include <libgen.h>

@@ -14,7 +14,7 @@
  * Descriptors are eventfd(2)s: readable while the counter is non-zero, and each
  * write(2) wakes the wait queue, i.e. calls ep_poll_callback() (fs/eventfd.c).
  */
-#include "common.h"
+#include "lib/common.h"
 
 #include <poll.h>
 #include <sys/epoll.h>

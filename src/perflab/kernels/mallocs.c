@@ -14,10 +14,10 @@
  *                                        run is read in 5 slices, ops_per_s is the
  *                                        median slice
  *   --variant=empty                      markers and nothing else (a baseline)
- * Markers: trace_marker() (trace_marker.h). Output: one JSON line (docs/kernels.md).
+ * Markers: trace_marker() (lib/trace_marker.h). Output: one JSON line (docs/kernels.md).
  */
-#include "common.h"
-#include "trace_marker.h"
+#include "lib/common.h"
+#include "lib/trace_marker.h"
 
 #include <dlfcn.h>
 #include <fcntl.h>

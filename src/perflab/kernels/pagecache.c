@@ -9,7 +9,7 @@
  * otherwise. The test file is created with O_TMPFILE (open(2)): it has no name, so it
  * disappears with the process however the process ends.
  */
-#include "common.h"
+#include "lib/common.h"
 
 #include <arpa/inet.h>
 #include <dirent.h>

@@ -2,7 +2,7 @@
  * switch, and probes that count context switches around system calls.
  * Protocol: docs/kernels.md, "space".
  */
-#include "common.h"
+#include "lib/common.h"
 
 #include <fcntl.h>
 #include <linux/perf_event.h>
@@ -21,7 +21,7 @@ static volatile long sink;
 __attribute__((noinline)) static void empty_fn(void) { __asm__ volatile("" ::: "memory"); }
 static void (*volatile call_ptr)(void) = empty_fn;
 
-static uint64_t b_call(void *p, uint64_t iters)
+ALIGN_LOOPS static uint64_t b_call(void *p, uint64_t iters)
 {
     (void)p;
     uint64_t t0 = now_ns();

@@ -13,7 +13,7 @@
  *
  * Exit codes: 0 after EOF on stdin, 1 on failure, 2 on bad arguments.
  */
-#include "common.h"
+#include "lib/common.h"
 
 #include <fcntl.h>
 #include <limits.h>

@@ -8,7 +8,7 @@
  * iteration is one round trip main -> partner -> main, so per_op_ns is half of it,
  * the system calls the mechanism needs included.
  */
-#include "common.h"
+#include "lib/common.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -66,7 +66,7 @@ void perflab_swtch(void **save_sp, void *new_sp);
 static void *main_sp, *coro_sp;
 
 #if HAVE_REGISTER_SWITCH
-__attribute__((noreturn)) static void coro_entry(void)
+ALIGN_LOOPS __attribute__((noreturn)) static void coro_entry(void)
 {
     for (;;)
         perflab_swtch(&coro_sp, main_sp);
@@ -89,7 +89,7 @@ static void register_init(void)
     coro_sp = sp;
 }
 
-static uint64_t b_register(void *p, uint64_t iters)
+ALIGN_LOOPS static uint64_t b_register(void *p, uint64_t iters)
 {
     (void)p;
     uint64_t t0 = now_ns();

@@ -17,8 +17,8 @@
  * Every timed iteration creates one task and waits for it to be gone (reaped or
  * joined), so nothing accumulates; with --cpu the children inherit the pinning.
  */
-#include "common.h"
-#include "trace_marker.h"
+#include "lib/common.h"
+#include "lib/trace_marker.h"
 
 #include <poll.h>
 #include <pthread.h>

@@ -18,8 +18,8 @@
  * Every variant prints one JSON line: what it did and how long the marked part took.
  * getppid is made with syscall(2) so that no library can cache it.
  */
-#include "common.h"
-#include "trace_marker.h"
+#include "lib/common.h"
+#include "lib/trace_marker.h"
 
 #include <pthread.h>
 #include <sys/syscall.h>

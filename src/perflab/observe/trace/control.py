@@ -20,7 +20,7 @@ from perflab.observe.trace.result import ControlReport, TraceResult, Unavailable
 # the control workload is a kernel: its source defines what the control expects
 PROVENANCE = ("trace_control",)
 ARGV = ("trace_control", "--variant=control")
-MARKER = "getpgrp"  # src/perflab/kernels/trace_marker.h
+MARKER = "getpgrp"  # src/perflab/kernels/lib/trace_marker.c
 SYSCALL = "getppid"
 TOTAL = 29
 REGION = 23

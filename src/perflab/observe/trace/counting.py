@@ -19,7 +19,7 @@ from perflab.observe.trace.errors import CommandNotFound, MechanismRefused, Trac
 from perflab.observe.trace.result import ControlReport, TraceResult
 from perflab.observe.trace.syscall_table import NUMBERS
 
-MARKER = control.MARKER  # the default region marker: trace_marker() in kernels/trace_marker.h
+MARKER = control.MARKER  # the default region marker: trace_marker() in kernels/lib/trace_marker.c
 
 # mechanism name -> its control verdict, or the reason it cannot run here
 _verdicts: dict[str, ControlReport | str] = {}

@@ -14,7 +14,7 @@ In order of preference (docs/trace.md explains the order and the measured costs)
 
 All three also read perf software counters (faults, switches, migrations, task clock)
 when kernel-context counting is allowed, else the reaped tree's rusage. The actual work is the
-``tracer`` kernel (src/perflab/kernels/tracer.c); this module prepares what it needs
+``tracer`` kernel (src/perflab/kernels/tracer/); this module prepares what it needs
 (cgroup, tracefs), checks privileges first for a clearer reason, and runs it.
 """
 

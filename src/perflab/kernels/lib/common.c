@@ -1,39 +1,13 @@
-/* common.h: helpers shared by perflab's native kernels (header-only).
- *
- * The protocol these implement (options, JSON output, exit codes) is docs/kernels.md.
- * Everything here is static inline so each kernel stays one translation unit.
- */
-#ifndef PERFLAB_COMMON_H
-#define PERFLAB_COMMON_H
-
-#include <errno.h>
-#include <fcntl.h>
-#include <math.h>
-#include <sched.h>
-#include <signal.h>
-#include <stdarg.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/prctl.h>
-#include <sys/types.h>
-#include <sys/wait.h>
-#include <time.h>
-#include <unistd.h>
-
-#define EXIT_BADARGS 2
-#define EXIT_UNSUPPORTED 77
-#define MAX_ITERS (1ull << 30) /* calibration cap: ~1 s even for a 1 ns operation */
+/* common.c: the helpers shared by perflab's native kernels, linked into every one of
+ * them (setup.py). Declarations and the protocol: common.h, docs/kernels.md. now_ns()
+ * is not here: it stays static inline in common.h (it runs inside timed intervals). */
+#include "common.h"
 
 /* ---- exits ---------------------------------------------------------------------- */
 
-/* A helper process (space.c forks one). Every exit path below kills and reaps it, and
- * so do SIGTERM/SIGINT/SIGHUP/SIGQUIT once set_helper() registered it; on SIGKILL the
- * helper's own PR_SET_PDEATHSIG kills it and the reaper of orphans reaps it. */
-static volatile pid_t helper_pid = -1;
+volatile pid_t helper_pid = -1;
 
-static inline void kill_helper(void)
+void kill_helper(void)
 {
     if (helper_pid <= 0)
         return;
@@ -44,14 +18,14 @@ static inline void kill_helper(void)
 }
 
 /* kill(2), waitpid(2), signal(2), raise(3) are async-signal-safe (signal-safety(7)). */
-static inline void on_fatal_signal(int sig)
+static void on_fatal_signal(int sig)
 {
     kill_helper();
     signal(sig, SIG_DFL);
     raise(sig);
 }
 
-static inline void set_helper(pid_t pid)
+void set_helper(pid_t pid)
 {
     static const int sigs[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT};
     struct sigaction sa;
@@ -63,9 +37,7 @@ static inline void set_helper(pid_t pid)
         sigaction(sigs[i], &sa, NULL);
 }
 
-/* Message on stderr, then exit(code). */
-__attribute__((noreturn, cold, format(printf, 2, 3))) static inline void exit_msg(
-    int code, const char *fmt, ...)
+void exit_msg(int code, const char *fmt, ...)
 {
     int saved = errno;
     kill_helper();
@@ -78,23 +50,16 @@ __attribute__((noreturn, cold, format(printf, 2, 3))) static inline void exit_ms
     fputc('\n', stderr);
     exit(code);
 }
-#define die(...) exit_msg(1, __VA_ARGS__)                             /* the kernel failed */
-#define die_badargs(...) exit_msg(EXIT_BADARGS, __VA_ARGS__)          /* bad arguments */
-#define die_unsupported(...) exit_msg(EXIT_UNSUPPORTED, __VA_ARGS__)  /* not here */
 
 /* ---- start-up, arguments, pinning ----------------------------------------------- */
 
-/* prctl(2) PR_SET_PDEATHSIG: get SIGKILL when the parent (perflab) dies. */
-static inline void kernel_init(void)
+void kernel_init(void)
 {
     if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0)
         die("prctl(PR_SET_PDEATHSIG): %s", strerror(errno));
 }
 
-/* fork(2) a helper process that dies with this kernel: in the child (return 0) SIGKILL
- * is set as its parent-death signal, and it exits at once if the parent is already gone
- * (the race prctl(2) describes). The child inherits the CPU affinity. */
-static inline pid_t fork_helper(void)
+pid_t fork_helper(void)
 {
     pid_t parent = getpid();
     fflush(NULL);
@@ -106,9 +71,7 @@ static inline pid_t fork_helper(void)
     return pid;
 }
 
-/* /proc/self/maps (proc(5)) into buf, NUL-terminated, with raw read(2) into the
- * caller's buffer: no stdio and no malloc, so reading it changes no heap under study. */
-static inline size_t read_self_maps(char *buf, size_t cap)
+size_t read_self_maps(char *buf, size_t cap)
 {
     int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
     if (fd < 0)
@@ -122,20 +85,7 @@ static inline size_t read_self_maps(char *buf, size_t cap)
     return len;
 }
 
-struct opt {
-    const char *name; /* without the leading "--" */
-    long long *val;
-    long long lo, hi;
-    int seen;
-};
-
-struct common {
-    const char *variant;
-    int vidx; /* index into the kernel's variant list */
-    long long cpu, target_ns, batches;
-};
-
-static inline int parse_ll(const char *s, long long *out)
+int parse_ll(const char *s, long long *out)
 {
     char *end;
     if (!((*s >= '0' && *s <= '9') || (*s == '-' && s[1] >= '0' && s[1] <= '9')))
@@ -148,11 +98,8 @@ static inline int parse_ll(const char *s, long long *out)
     return 0;
 }
 
-/* Parse --key=value options: the common ones plus `extra` (NULL-name terminated).
- * `variants` is a NULL-terminated list of accepted --variant names. Exits 2 on an
- * unknown option, a malformed or out-of-range value, or a missing/unknown variant. */
-static inline void parse_args(int argc, char **argv, struct common *c,
-                              const char *const *variants, struct opt *extra)
+void parse_args(int argc, char **argv, struct common *c, const char *const *variants,
+                struct opt *extra)
 {
     struct opt base[] = {
         {"cpu", &c->cpu, -1, CPU_SETSIZE - 1, 0},
@@ -195,9 +142,7 @@ static inline void parse_args(int argc, char **argv, struct common *c,
     die_badargs("unknown variant '%s'", c->variant);
 }
 
-/* sched_setaffinity(2); returns 0 or an errno value. The mask is inherited across
- * fork(2), so a helper forked after this runs on the same CPU. */
-static inline int pin_cpu(int cpu)
+int pin_cpu(int cpu)
 {
     cpu_set_t set;
     CPU_ZERO(&set);
@@ -205,8 +150,7 @@ static inline int pin_cpu(int cpu)
     return sched_setaffinity(0, sizeof set, &set) ? errno : 0;
 }
 
-/* Pin to `cpu` unless it is -1; a CPU this process may not use exits 77. */
-static inline void pin_or_exit(long long cpu)
+void pin_or_exit(long long cpu)
 {
     int e = cpu < 0 ? 0 : pin_cpu((int)cpu);
     if (e)
@@ -215,30 +159,19 @@ static inline void pin_or_exit(long long cpu)
 
 /* ---- timing --------------------------------------------------------------------- */
 
-/* clock_gettime(2) CLOCK_MONOTONIC: served by the vDSO on x86-64, no kernel entry. */
-static inline uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static inline int cmp_double(const void *a, const void *b)
+static int cmp_double(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
     return (x > y) - (x < y);
 }
 
-/* Median; sorts v in place. */
-static inline double median(double *v, size_t n)
+double median(double *v, size_t n)
 {
     qsort(v, n, sizeof *v, cmp_double);
     return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
-/* Median of many back-to-back now_ns() deltas: the cost of one clock read, which
- * every batch's elapsed time contains once. */
-static inline double timer_overhead_ns(void)
+double timer_overhead_ns(void)
 {
     enum { SAMPLES = 10001 };
     double *d = malloc(SAMPLES * sizeof *d);
@@ -255,12 +188,7 @@ static inline double timer_overhead_ns(void)
     return m;
 }
 
-/* A batch runs `iters` iterations of the measured operation in an inline loop and
- * returns its elapsed ns (now_ns() just before and after the loop). */
-typedef uint64_t (*batch_fn)(void *ctx, uint64_t iters);
-
-/* Double iters from 1 until one batch lasts >= target_ns (or MAX_ITERS is reached). */
-static inline uint64_t calibrate(batch_fn f, void *ctx, uint64_t target_ns)
+uint64_t calibrate(batch_fn f, void *ctx, uint64_t target_ns)
 {
     uint64_t it = 1;
     f(ctx, 1); /* the first call is cold (page faults, kernel allocations): not a sample */
@@ -269,17 +197,19 @@ static inline uint64_t calibrate(batch_fn f, void *ctx, uint64_t target_ns)
     return it;
 }
 
-/* B batches of `iters`; out[b] = per-iteration ns net of the timer overhead. */
-static inline void run_batches(batch_fn f, void *ctx, uint64_t iters, int B, double timer_ns,
-                               double *out)
+void run_batches(batch_fn f, void *ctx, uint64_t iters, int B, double timer_ns, double *out)
 {
     for (int b = 0; b < B; b++)
         out[b] = ((double)f(ctx, iters) - timer_ns) / (double)iters;
 }
 
+/* ALIGN_LOOPS (common.h): one copy of this loop serves every kernel, placed by each
+ * kernel's link layout; when common.h was all static inline, each kernel compiled its
+ * own copy, placed by its own code (of chase, iomux, pagecache, space, switch and task,
+ * only task's straddled a 64-byte boundary). */
 /* The loop shape every batch uses, with nothing in it: the compiler barrier keeps the
  * loop from being deleted but costs no instruction. */
-static inline uint64_t empty_batch(void *ctx, uint64_t iters)
+ALIGN_LOOPS static uint64_t empty_batch(void *ctx, uint64_t iters)
 {
     (void)ctx;
     uint64_t t0 = now_ns();
@@ -288,10 +218,8 @@ static inline uint64_t empty_batch(void *ctx, uint64_t iters)
     return now_ns() - t0;
 }
 
-/* Median per-iteration cost of `f` over B batches (after calibration and a warm-up),
- * net of the timer and of `loop_ns`. */
-static inline double median_cost(batch_fn f, void *ctx, uint64_t iters, int B,
-                                 double timer_ns, double loop_ns)
+double median_cost(batch_fn f, void *ctx, uint64_t iters, int B, double timer_ns,
+                   double loop_ns)
 {
     double *v = malloc((size_t)B * sizeof *v);
     if (!v)
@@ -303,21 +231,7 @@ static inline double median_cost(batch_fn f, void *ctx, uint64_t iters, int B,
     return m;
 }
 
-struct timing {
-    uint64_t iters;
-    int batches;
-    double timer_ns, loop_ns;
-    double *per_op; /* batches values */
-};
-
-/* The whole protocol for one timed operation: timer overhead, empty-loop overhead per
- * iteration (its own calibration), calibration of `f`, one warm-up batch (measure_setup),
- * then B timed batches. per_op[b] = (elapsed_b - timer) / iters - loop; a kernel that measured a
- * per-iteration set-up cost subtracts it afterwards. */
-/* A timing record for c->batches batches of `iters` operations, with the timer overhead
- * measured and no loop overhead yet: kernels that time batches their own way (each op
- * preceded by an eviction, a cache drop) fill per_op themselves. */
-static inline void timing_init(struct timing *t, const struct common *c, uint64_t iters)
+void timing_init(struct timing *t, const struct common *c, uint64_t iters)
 {
     t->batches = (int)c->batches;
     t->iters = iters;
@@ -328,7 +242,7 @@ static inline void timing_init(struct timing *t, const struct common *c, uint64_
     t->loop_ns = 0;
 }
 
-static inline void measure_setup(struct timing *t, batch_fn f, void *ctx, const struct common *c)
+void measure_setup(struct timing *t, batch_fn f, void *ctx, const struct common *c)
 {
     timing_init(t, c, 0);
     uint64_t eit = calibrate(empty_batch, NULL, (uint64_t)c->target_ns);
@@ -337,7 +251,7 @@ static inline void measure_setup(struct timing *t, batch_fn f, void *ctx, const 
     f(ctx, t->iters); /* warm-up */
 }
 
-static inline void measure(struct timing *t, batch_fn f, void *ctx, const struct common *c)
+void measure(struct timing *t, batch_fn f, void *ctx, const struct common *c)
 {
     measure_setup(t, f, ctx, c);
     run_batches(f, ctx, t->iters, t->batches, t->timer_ns, t->per_op);
@@ -347,9 +261,9 @@ static inline void measure(struct timing *t, batch_fn f, void *ctx, const struct
 
 /* ---- JSON output: one object on one line ---------------------------------------- */
 
-static int json_comma;
+int json_comma;
 
-static inline void json_string_value(const char *s)
+void json_string_value(const char *s)
 {
     putchar('"');
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
@@ -363,7 +277,7 @@ static inline void json_string_value(const char *s)
     putchar('"');
 }
 
-static inline void json_key(const char *k)
+void json_key(const char *k)
 {
     if (json_comma)
         fputs(", ", stdout);
@@ -373,7 +287,7 @@ static inline void json_key(const char *k)
 }
 
 /* Doubles with 10 significant digits; NaN/inf are not JSON, they print as null. */
-static inline void json_double_value(double v)
+void json_double_value(double v)
 {
     if (isfinite(v))
         printf("%.10g", v);
@@ -381,14 +295,14 @@ static inline void json_double_value(double v)
         fputs("null", stdout);
 }
 
-static inline void json_begin(void) { putchar('{'); json_comma = 0; }
-static inline void json_obj_begin(const char *k) { json_key(k); putchar('{'); json_comma = 0; }
-static inline void json_obj_end(void) { putchar('}'); json_comma = 1; }
-static inline void json_int(const char *k, long long v) { json_key(k); printf("%lld", v); }
-static inline void json_double(const char *k, double v) { json_key(k); json_double_value(v); }
-static inline void json_null(const char *k) { json_key(k); fputs("null", stdout); }
+void json_begin(void) { putchar('{'); json_comma = 0; }
+void json_obj_begin(const char *k) { json_key(k); putchar('{'); json_comma = 0; }
+void json_obj_end(void) { putchar('}'); json_comma = 1; }
+void json_int(const char *k, long long v) { json_key(k); printf("%lld", v); }
+void json_double(const char *k, double v) { json_key(k); json_double_value(v); }
+void json_null(const char *k) { json_key(k); fputs("null", stdout); }
 
-static inline void json_string(const char *k, const char *s)
+void json_string(const char *k, const char *s)
 {
     json_key(k);
     if (s)
@@ -397,7 +311,7 @@ static inline void json_string(const char *k, const char *s)
         fputs("null", stdout);
 }
 
-static inline void json_doubles(const char *k, const double *v, int n)
+void json_doubles(const char *k, const double *v, int n)
 {
     json_key(k);
     putchar('[');
@@ -409,16 +323,15 @@ static inline void json_doubles(const char *k, const double *v, int n)
     putchar(']');
 }
 
-static inline void json_end(void)
+void json_end(void)
 {
     fputs("}\n", stdout);
     if (fflush(stdout) != 0 || ferror(stdout))
         die("writing stdout: %s", strerror(errno));
 }
 
-/* The fields every timing kernel reports (docs/kernels.md, "Output"). */
-static inline void json_timing(const char *kernel, const struct common *c, long long cpu,
-                               const struct timing *t)
+void json_timing(const char *kernel, const struct common *c, long long cpu,
+                 const struct timing *t)
 {
     json_begin();
     json_string("kernel", kernel);
@@ -429,5 +342,3 @@ static inline void json_timing(const char *kernel, const struct common *c, long 
     json_double("timer_overhead_ns", t->timer_ns);
     json_double("loop_overhead_ns", t->loop_ns);
 }
-
-#endif /* PERFLAB_COMMON_H */

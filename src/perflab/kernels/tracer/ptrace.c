@@ -1,9 +1,9 @@
-/* tracer_ptrace.h: count system calls by stopping the command at each one (ptrace(2)).
+/* ptrace.c: count system calls by stopping the command at each one (ptrace(2)).
  *
  * Works without privileges on one's own children (no tracefs, no BPF), at the price of
  * two stops per call (entry and exit, each a round trip through the tracer: ~20 us
  * here, benchmarks/README-trace.md). The child asked for it with PTRACE_TRACEME before
- * it stopped itself (tracer.c); from that SIGSTOP on:
+ * it stopped itself (main.c); from that SIGSTOP on:
  * - PTRACE_O_TRACESYSGOOD marks syscall stops as SIGTRAP|0x80;
  * - PTRACE_O_TRACECLONE/FORK/VFORK attach every new thread and child automatically
  *   (each starts with a SIGSTOP we swallow);
@@ -18,8 +18,6 @@
  * one, so a traced command that stops itself keeps running (as strace without -D/seize
  * does).
  */
-#ifndef PERFLAB_TRACER_PTRACE_H
-#define PERFLAB_TRACER_PTRACE_H
 
 #include "tracer.h"
 
@@ -56,7 +54,7 @@ static int seen_test_set(pid_t tid)
     return had;
 }
 
-static void seen_clear(pid_t tid)
+void seen_clear(pid_t tid)
 {
     if (tid >= 0 && tid < seen_max)
         seen[tid / 8] &= (unsigned char)~(1u << (tid % 8));
@@ -104,7 +102,7 @@ static void on_syscall_entry(struct tally *t, pid_t pid)
 
 /* The command is stopped at its SIGSTOP (signal-delivery-stop, it is our tracee):
  * set the options and let it run to its execve. */
-static void ptrace_release(pid_t child)
+void ptrace_release(pid_t child)
 {
     long opts = PTRACE_O_TRACESYSGOOD | PTRACE_O_TRACECLONE | PTRACE_O_TRACEFORK |
                 PTRACE_O_TRACEVFORK | PTRACE_O_TRACEEXEC | PTRACE_O_EXITKILL;
@@ -117,7 +115,7 @@ static void ptrace_release(pid_t child)
 }
 
 /* Handle one wait status of a traced task that is stopped; resume it. */
-static void ptrace_stopped(struct tally *t, pid_t pid, int status)
+void ptrace_stopped(struct tally *t, pid_t pid, int status)
 {
     int sig = WSTOPSIG(status), inject = 0;
     if (sig == (SIGTRAP | 0x80)) {
@@ -135,5 +133,3 @@ static void ptrace_stopped(struct tally *t, pid_t pid, int status)
     if (ptrace(PTRACE_SYSCALL, pid, NULL, (void *)(long)inject) != 0 && errno != ESRCH)
         die("ptrace(PTRACE_SYSCALL, %d): %s", pid, strerror(errno));
 }
-
-#endif /* PERFLAB_TRACER_PTRACE_H */

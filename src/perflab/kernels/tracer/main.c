@@ -1,5 +1,6 @@
-/* tracer.c: count what a command does, from its execve to the exit of the last task it
- * created: system calls by number (named), clone/clone3 flags, and software counters.
+/* main.c, the tracer kernel: count what a command does, from its execve to the exit of
+ * the last task it created: system calls by number (named), clone/clone3 flags, and
+ * software counters. Mechanisms: bpf.c, perf.c, ptrace.c; counts: tally.c.
  * Protocol: docs/kernels.md, "tracer"; method and choices: docs/trace.md.
  *
  *   tracer --mechanism=bpf|perf|ptrace [--cgroup=DIR] [--tracefs=DIR] [--marker=NAME]
@@ -17,12 +18,11 @@
  * record (exec_error), not by the exit code.
  */
 #include "tracer.h"
-#include "tracer_bpf.h"
-#include "tracer_perf.h"
-#include "tracer_ptrace.h"
 
 #include <fcntl.h>
+#include <sys/ptrace.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 
 enum mech { M_BPF, M_PERF, M_PTRACE };
 static const char *const mech_names[] = {"bpf", "perf", "ptrace", NULL};
@@ -308,7 +308,7 @@ int main(int argc, char **argv)
     if (pid == 0)
         child_main(&o, errp[1], rup[1]);
     child_pid = pid;
-    helper_pid = pid; /* every die() from here on kills it first (common.h) */
+    helper_pid = pid; /* every die() from here on kills it first (lib/common.c) */
     close(errp[1]);
     close(rup[1]);
 

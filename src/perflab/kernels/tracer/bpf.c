@@ -1,4 +1,4 @@
-/* tracer_bpf.h: count system calls with a hand-assembled BPF program on the
+/* bpf.c: count system calls with a hand-assembled BPF program on the
  * raw_syscalls:sys_enter raw tracepoint, filtered by cgroup-v2 id. No LLVM, no kernel
  * headers at run time: the program is assembled here from struct bpf_insn (bpf(2),
  * Documentation/bpf/standardization/instruction-set.rst) and loaded with bpf(2).
@@ -22,8 +22,6 @@
  * lost), HASH clones. Counters use BPF_ATOMIC add, so two CPUs do not lose updates.
  * A task that moves itself to another cgroup leaves the count (exact-id match).
  */
-#ifndef PERFLAB_TRACER_BPF_H
-#define PERFLAB_TRACER_BPF_H
 
 #include "tracer.h"
 
@@ -143,11 +141,6 @@ static int bpf_next_key(int fd, const void *key, void *next)
 struct bpf_clone_key {
     uint64_t flags, exit_signal;
     uint32_t nr, status;
-};
-
-struct bpf_tracer {
-    int calls, region, state, clones; /* map fds */
-    int prog, link;
 };
 
 enum { L_OUT, L_IN_RANGE, L_COUNTED, L_NOT_MARKER, L_CLONE_CHECK, L_CLONE, L_CLONE3,
@@ -299,7 +292,7 @@ static void assemble(struct bpf_asm *a, const struct bpf_tracer *b, uint64_t cgi
 /* Create the maps, load the program for cgroup `cgroup_dir`, attach it. Any refusal
  * exits 77 with the kernel's reason (and the verifier's last line for a rejected
  * program). The program is detached when the tracer exits (its fds close). */
-static void bpf_start(struct bpf_tracer *b, const char *cgroup_dir, long marker)
+void bpf_start(struct bpf_tracer *b, const char *cgroup_dir, long marker)
 {
     struct stat st;
     /* The cgroup id bpf_get_current_cgroup_id() returns is the cgroup directory's
@@ -343,7 +336,7 @@ static void bpf_start(struct bpf_tracer *b, const char *cgroup_dir, long marker)
 }
 
 /* Read the maps into `t` once every traced task has exited, then detach. */
-static void bpf_finish(struct bpf_tracer *b, struct tally *t)
+void bpf_finish(struct bpf_tracer *b, struct tally *t)
 {
     close(b->link); /* detach first: nothing counts while we read */
     for (uint32_t k = 0; k < NR_SLOTS; k++) {
@@ -370,5 +363,3 @@ static void bpf_finish(struct bpf_tracer *b, struct tally *t)
     close(b->state);
     close(b->clones);
 }
-
-#endif /* PERFLAB_TRACER_BPF_H */

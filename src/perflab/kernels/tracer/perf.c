@@ -1,4 +1,4 @@
-/* tracer_perf.h: perf_event_open(2) events on the held command.
+/* perf.c: perf_event_open(2) events on the held command.
  *
  * Every event is opened disabled on the stopped child with inherit=1: every thread and
  * child it creates gets a copy, whose count is added to ours when it exits
@@ -27,8 +27,6 @@
  *   tracepoint_synchronize_unregister): ~36 ms each, 13 s for the ~360 tracepoints here,
  *   on every run; and each new thread would clone ~360 inherited events.
  */
-#ifndef PERFLAB_TRACER_PERF_H
-#define PERFLAB_TRACER_PERF_H
 
 #include "tracer.h"
 
@@ -70,11 +68,7 @@ static uint64_t read_count(int fd, const char *what)
 }
 
 /* ---- software counters ---------------------------------------------------------- */
-enum { SW_FAULTS_MIN, SW_FAULTS_MAJ, SW_CSW, SW_MIGRATIONS, SW_TASK_CLOCK, SW_N };
-static const struct {
-    const char *name;
-    uint64_t config;
-} sw_events[SW_N] = {
+const struct sw_event sw_events[SW_N] = {
     {"faults_min", PERF_COUNT_SW_PAGE_FAULTS_MIN},
     {"faults_maj", PERF_COUNT_SW_PAGE_FAULTS_MAJ},
     {"context_switches", PERF_COUNT_SW_CONTEXT_SWITCHES},
@@ -82,13 +76,7 @@ static const struct {
     {"task_clock_ns", PERF_COUNT_SW_TASK_CLOCK},
 };
 
-struct sw_counters {
-    int fd[SW_N];
-    uint64_t value[SW_N];
-    char unavailable[256]; /* empty: all five opened */
-};
-
-static void sw_open(struct sw_counters *s, pid_t pid)
+void sw_open(struct sw_counters *s, pid_t pid)
 {
     for (int i = 0; i < SW_N; i++)
         s->fd[i] = -1;
@@ -110,7 +98,7 @@ static void sw_open(struct sw_counters *s, pid_t pid)
     }
 }
 
-static void sw_read(struct sw_counters *s)
+void sw_read(struct sw_counters *s)
 {
     for (int i = 0; i < SW_N && s->fd[i] >= 0; i++) {
         s->value[i] = read_count(s->fd[i], sw_events[i].name);
@@ -119,28 +107,7 @@ static void sw_read(struct sw_counters *s)
 }
 
 /* ---- the perf mechanism: raw_syscalls:sys_enter, sampled at every call ------------ */
-#define PERF_MAX_CPUS 1024
 #define PERF_DATA_PAGES 1024 /* 4 MiB per CPU: ~45,000 samples; 1 MiB lost 2% of a getppid loop */
-
-struct perf_sample {
-    uint64_t time, arg0;
-    long nr;
-};
-
-struct perf_tracer {
-    int ncpu;
-    int fd[PERF_MAX_CPUS];
-    struct perf_event_mmap_page *page[PERF_MAX_CPUS];
-    size_t map_len;
-    long id_off, args_off; /* of the id and args fields in the raw record */
-    pthread_t reader;
-    volatile int stop;
-    uint64_t lost, samples;
-    int keep; /* a region was asked: keep the samples, tally them in time order */
-    struct perf_sample *kept;
-    size_t nkept, cap;
-    struct tally *t;
-};
 
 /* Offset of `field` in tracefs' format file ("field:long id;\toffset:8;..."). */
 static long format_offset(const char *format, const char *path, const char *field)
@@ -151,7 +118,7 @@ static long format_offset(const char *format, const char *path, const char *fiel
     return strtol(p + 7, NULL, 10);
 }
 
-static void perf_start(struct perf_tracer *p, const char *tracefs, pid_t pid, struct tally *t)
+void perf_start(struct perf_tracer *p, const char *tracefs, pid_t pid, struct tally *t)
 {
     char path[512], format[4096];
     snprintf(path, sizeof path, "%s/events/raw_syscalls/sys_enter/format", tracefs);
@@ -196,7 +163,7 @@ static void perf_start(struct perf_tracer *p, const char *tracefs, pid_t pid, st
     }
 }
 
-static void perf_enable(struct perf_tracer *p)
+void perf_enable(struct perf_tracer *p)
 {
     /* Enabled on the held child just before it is let go: its next call, the execve,
      * is the first sampled. (enable_on_exec would only enable them as execve returns.) */
@@ -280,7 +247,7 @@ static void *perf_reader(void *arg)
     return NULL;
 }
 
-static void perf_run_reader(struct perf_tracer *p)
+void perf_run_reader(struct perf_tracer *p)
 {
     int e = pthread_create(&p->reader, NULL, perf_reader, p);
     if (e)
@@ -293,7 +260,7 @@ static int by_time(const void *a, const void *b)
     return (x->time > y->time) - (x->time < y->time);
 }
 
-static void perf_finish(struct perf_tracer *p, struct tally *t)
+void perf_finish(struct perf_tracer *p, struct tally *t)
 {
     __atomic_store_n(&p->stop, 1, __ATOMIC_RELEASE);
     pthread_join(p->reader, NULL);
@@ -308,5 +275,3 @@ static void perf_finish(struct perf_tracer *p, struct tally *t)
         close(p->fd[i]);
     }
 }
-
-#endif /* PERFLAB_TRACER_PERF_H */
