@@ -17,6 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from perflab.observe.procfs import collect
+from perflab.results.safe import safe_tree
 
 
 def _pid(text: str) -> int:
@@ -56,7 +57,9 @@ def run(args) -> int:
         sys.stdout.write(json.dumps(snap, check_circular=False, separators=(",", ":")))
         sys.stdout.write("\n")
         return 0
-    render(snap, Console(file=sys.stdout), maps=args.maps, limit=args.limit)
+    # Names, argv, paths, user names in the snapshot are the inspected process's to choose:
+    # every string is made terminal-safe before any is printed (--json escapes them itself).
+    render(safe_tree(snap), Console(file=sys.stdout), maps=args.maps, limit=args.limit)
     return 0
 
 

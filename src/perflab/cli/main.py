@@ -15,13 +15,14 @@ import sys
 from perflab import __version__
 from perflab.cli import history, inspect, listing, run, show, trace
 from perflab.core.errors import PerflabError
+from perflab.results.safe import safe
 
 COMMANDS = (listing, run, show, history, inspect, trace)
 
 
 class Parser(argparse.ArgumentParser):
     def error(self, message: str):  # one clear line, not a usage dump
-        self.exit(2, f"perflab: error: {message} (see '{self.prog} --help')\n")
+        self.exit(2, f"perflab: error: {safe(message)} (see '{self.prog} --help')\n")  # it may quote argv
 
 
 def build_parser() -> argparse.ArgumentParser:

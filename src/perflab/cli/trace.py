@@ -23,6 +23,7 @@ from perflab.observe import trace
 from perflab.core.errors import EnvironmentRefused, UsageError
 from perflab.observe.trace.mechanisms import SUMMARY
 from perflab.observe.trace.result import COUNTERS, TraceResult, Unavailable
+from perflab.results.safe import safe
 
 COUNTER_LABELS = {
     "faults_min": "minor page faults",
@@ -127,16 +128,17 @@ def _table(counts: dict[str, int], indent: str = "  ") -> list[str]:
 
 
 def render(r: TraceResult) -> str:
-    """The human report (plain text, one screen for a small command)."""
+    """The human report (plain text, one screen for a small command). The command's
+    arguments and the reasons (which may quote paths) are the outside's: made safe."""
     ending = f"killed by {r.exit_signal}" if r.exit_signal else f"exited {r.exit_status}"
     out = [
-        f"perflab trace: {' '.join(r.argv)}: {ending} after {r.elapsed_ns / 1e6:.3f} ms",
+        f"perflab trace: {' '.join(safe(a) for a in r.argv)}: {ending} after {r.elapsed_ns / 1e6:.3f} ms",
         f"mechanism: {r.mechanism} ({SUMMARY[r.mechanism]})",
     ]
     for name, why in r.rejected.items():
-        out.append(f"  not {name}: {why}")
+        out.append(f"  not {name}: {safe(why)}")
     if r.control is not None:
-        ok = "passed" if r.control.passed else f"FAILED ({r.control.reason})"
+        ok = "passed" if r.control.passed else f"FAILED ({safe(r.control.reason)})"
         out.append(f"positive control: {ok}, {len(r.control.checks)} checks on a known "
                    "workload (threads, a fork, markers; details with --json)")
     out.append("")
@@ -166,7 +168,7 @@ def render(r: TraceResult) -> str:
         out.append(f"  {COUNTER_LABELS[name]:<18} {_fmt_count(name, value, r.counter_sources.get(name))}")
     if "rusage" in r.counter_sources.values():
         out.append(f"  (rusage: getrusage(2) RUSAGE_CHILDREN of the tracer less the child's usage before execve; task clock in "
-                   f"scheduler ticks. perf software counters refused: {r.counters_note})")
+                   f"scheduler ticks. perf software counters refused: {safe(r.counters_note or '')})")
     if r.other_abi:
         out.append(f"  {r.other_abi} calls through a 32-bit ABI (int 0x80) are not counted by name")
     return "\n".join(out) + "\n"
