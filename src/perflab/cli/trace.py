@@ -4,25 +4,26 @@ Counts what COMMAND does (system calls by name, clone flags, faults, switches,
 migrations, task clock; every thread and child), like ``strace -c -f`` but cheap, with
 the mechanism named and its positive control shown. The command keeps perflab's
 terminal; the report goes to stderr (as strace -c's), the --json record to stdout
-(after anything the command printed there: it is the last line), or either to -o FILE.
+(after anything the command printed there: it is the last line), or either to -o FILE
+(results/output.py: never through a symlink, a FIFO or character device only written
+through, a regular file replaced atomically).
 Exit status 0 when the trace completed, whatever the command's own exit status (that
-is in the report: ``exit_status``); 1 when the command cannot be executed or no
-mechanism works here; 2 for usage errors.
+is in the report: ``exit_status``); 1 when the command cannot be executed, no
+mechanism works here or the report cannot be written; 2 for usage errors.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-from pathlib import Path
 from typing import TextIO
 
 from perflab.observe import trace
-from perflab.core.errors import EnvironmentRefused, UsageError
+from perflab.core.errors import UsageError
 from perflab.observe.trace.mechanisms import SUMMARY
 from perflab.observe.trace.result import COUNTERS, TraceResult, Unavailable
+from perflab.results import output
 from perflab.results.safe import safe
 
 COUNTER_LABELS = {
@@ -64,7 +65,9 @@ def run(args) -> int:
         argv = argv[1:]
     if not argv:
         raise UsageError("trace: no command given (perflab trace [--json] -- COMMAND [ARGS])")
-    out = _check_output(args.output)  # before the command runs: its trace must have somewhere to go
+    out = args.output
+    if out is not None:  # before the command runs: its trace must have somewhere to go
+        output.check_target(out)
     try:
         result = trace.count(argv, mechanism=args.mechanism, region=args.region, capture=False)
     except trace.TraceUnavailable as exc:
@@ -78,38 +81,14 @@ def run(args) -> int:
     return 0
 
 
-def _check_output(path: str | None) -> Path | None:
-    """-o FILE, checked without touching it: an earlier report there survives a failed trace."""
-    if path is None:
-        return None
-    if not path:
-        raise UsageError("-o needs a file name (it was empty)")
-    target = Path(path)
-    folder = target.parent
-    if target.is_dir():
-        why = "it is a directory"
-    elif not folder.is_dir():
-        why = f"no directory {folder}"
-    elif not os.access(folder, os.W_OK | os.X_OK):  # access(2): EROFS on a read-only mount too
-        why = f"the directory {folder} is not writable"
-    else:
-        return target
-    raise EnvironmentRefused(f"cannot write the report to {path}: {why}")
-
-
-def _emit(out: Path | None, text: str, default: TextIO = sys.stdout) -> None:
-    if out is None:
-        default.write(text)
-        default.flush()
+def _emit(out: str | None, text: str, default: TextIO | None = None) -> None:
+    """To -o FILE (whole or not at all, never through a planted link), else to the stream."""
+    if out is not None:
+        output.write_file(out, text)
         return
-    # written whole or not at all: a temporary file beside it, then rename(2)
-    tmp = out.with_name(f".{out.name}.perflab-{os.getpid()}.tmp")
-    try:
-        tmp.write_text(text)
-        os.replace(tmp, out)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise EnvironmentRefused(f"cannot write the report to {out}: {exc.strerror}") from None
+    stream = sys.stdout if default is None else default
+    with output.writing(stream, "stderr" if stream is sys.stderr else "stdout"):
+        stream.write(text)
 
 
 def _fmt_count(name: str, value: int | Unavailable, source: str | None) -> str:
