@@ -7,9 +7,13 @@ terminal; the report goes to stderr (as strace -c's), the --json record to stdou
 (after anything the command printed there: it is the last line), or either to -o FILE
 (results/output.py: never through a symlink, a FIFO or character device only written
 through, a regular file replaced atomically).
-Exit status 0 when the trace completed, whatever the command's own exit status (that
-is in the report: ``exit_status``); 1 when the command cannot be executed, no
-mechanism works here or the report cannot be written; 2 for usage errors.
+
+Exit status: when the trace completed, the command's own (its exit code, or 128 + the
+signal that killed it), as strace(1) and time(1) pass it through; the report (and
+--json's ``exit_status``) says the same. perflab's own failures print one line
+``perflab: ...`` on stderr and no report: 1 when the command cannot be executed, no
+mechanism works here or the report cannot be written; 2 for usage errors; 130 when
+perflab itself is interrupted.
 """
 
 from __future__ import annotations
@@ -42,8 +46,9 @@ def add_parser(sub) -> None:
         description="Count what a command does, from its execve to the exit of its last "
         "thread or child, with the cheapest mechanism that passes a positive control here.",
         epilog="The command keeps this terminal; the report goes to stderr (as strace -c's), "
-        "--json to stdout. Exit 0 whatever the command's own status (reported as "
-        "exit_status). Method and mechanisms: docs/trace.md.",
+        "--json to stdout. Exits with the command's own status (128 + N when signal N "
+        "killed it); perflab's own errors print one 'perflab: ...' line and exit 1 (or 2 for "
+        "usage). Method and mechanisms: docs/trace.md.",
     )
     p.add_argument("--mechanism", choices=trace.MECHANISMS, help="use this mechanism (default: the best that works)")
     p.add_argument(
@@ -78,7 +83,7 @@ def run(args) -> int:
         _emit(out, json.dumps(result.to_json()) + "\n")
     else:
         _emit(out, render(result), default=sys.stderr)
-    return 0
+    return result.exit_status  # the command's, passed through (strace(1), time(1))
 
 
 def _emit(out: str | None, text: str, default: TextIO | None = None) -> None:
