@@ -59,10 +59,14 @@ def seed_arg(text: str) -> int:
 def parse_params(claims: list[Claim], items: list[str]) -> dict[str, dict[str, Any]]:
     """--param NAME=VALUE -> {claim id: {name: value}}; unknown names and bad values are usage errors."""
     per_claim: dict[str, dict[str, Any]] = {c.id: c.defaults() for c in claims}
+    given: dict[str, str] = {}
     for item in items:
         name, sep, text = item.partition("=")
         if not sep or not name:
             raise UsageError(f"bad --param {item!r}: expected NAME=VALUE")
+        if name in given:  # never a silent last-wins: the rerun line would not say which
+            raise UsageError(f"--param {name!r} given twice ({given[name]!r}, then {item!r}): give it once")
+        given[name] = item
         owners = [c for c in claims if c.param(name)]
         if not owners:
             known = sorted({p.name for c in claims for p in c.params})
