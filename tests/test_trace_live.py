@@ -100,10 +100,12 @@ def test_cli_json_for_true():
 
 
 def test_cli_reports_the_commands_exit_status_and_signal():
-    rec = last_json(cli("trace", "--json", "--", "sh", "-c", "exit 3").stdout)
+    p = cli("trace", "--json", "--", "sh", "-c", "exit 3")
+    rec = last_json(p.stdout)
     assert rec["exit_status"] == 3 and rec["command"] == ["sh", "-c", "exit 3"]
+    assert p.returncode == 3  # passed through, as strace and time(1) do
     p = cli("trace", "--json", "--", "sh", "-c", "kill -SEGV $$")
-    assert p.returncode == 0
+    assert p.returncode == 128 + 11
     rec = last_json(p.stdout)
     assert rec["exit_signal"] == "SIGSEGV" and rec["exit_status"] == 128 + 11
 

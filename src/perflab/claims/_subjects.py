@@ -78,7 +78,9 @@ def _env(cache: Path) -> dict[str, str]:
     # downloads (GOPROXY=off), no toolchain switch (GOTOOLCHAIN=local, Go >= 1.21), no C
     # compiler (CGO_ENABLED=0).
     env.update({"GOPROXY": "off", "GOTOOLCHAIN": "local", "CGO_ENABLED": "0", "GOFLAGS": "-mod=mod"})
-    if not env.get("GOCACHE") and not env.get("HOME") and not env.get("XDG_CACHE_HOME"):
+    # Go's own default is os.UserCacheDir(): $XDG_CACHE_HOME, which it refuses when
+    # relative (as the XDG Base Directory spec says to ignore it), else $HOME/.cache
+    if not env.get("GOCACHE") and not env.get("HOME") and not env.get("XDG_CACHE_HOME", "").startswith("/"):
         env["GOCACHE"] = str(cache / "go-build")
     return env
 

@@ -12,6 +12,8 @@ from rich.table import Table
 from perflab.cli.common import add_db, add_json
 from perflab.core.errors import UsageError
 from perflab.engine import registry
+from perflab.core.safe import safe_tree
+from perflab.results.output import writing
 from perflab.results.store import Store
 from perflab.results.terminal import fmt
 
@@ -40,6 +42,7 @@ def run(args) -> int:
     if not rows:
         print(f"no stored results for {args.claim}", file=sys.stderr)
         return 0
+    rows = [r.__class__(**safe_tree({k: getattr(r, k) for k in r.__dataclass_fields__})) for r in rows]
     table = Table(title=f"history of {args.claim} (rule version {current})")
     for col in ("run", "started", "budget", "run status", "outcome", "value [CI]", "rule", "host", "claim source"):
         table.add_column(col)
@@ -50,7 +53,8 @@ def run(args) -> int:
         table.add_row(r.run_id, r.started_at, r.budget, r.status, outcome,
                       fmt(r.value) + (f" [{fmt(ci[0])}, {fmt(ci[1])}]" if ci else ""),
                       rule, r.host_fingerprint or "?", r.source_hash)
-    Console(file=sys.stdout).print(table)
+    with writing(sys.stdout):
+        Console(file=sys.stdout).print(table)
     return 0
 
 
@@ -67,6 +71,7 @@ def _runs(args) -> int:
     for col in ("run", "started", "status", "budget", "claims", "host"):
         table.add_column(col)
     for r in runs:
-        table.add_row(r.id, r.started_at, r.status, r.budget, str(r.claims), r.host.hostname or "?")
-    Console(file=sys.stdout).print(table)
+        table.add_row(*safe_tree([r.id, r.started_at, r.status, r.budget, str(r.claims), r.host.hostname or "?"]))
+    with writing(sys.stdout):
+        Console(file=sys.stdout).print(table)
     return 0

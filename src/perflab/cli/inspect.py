@@ -17,6 +17,8 @@ from rich.table import Table
 from rich.text import Text
 
 from perflab.observe.procfs import collect
+from perflab.results.output import writing
+from perflab.core.safe import safe_tree
 
 
 def _pid(text: str) -> int:
@@ -52,11 +54,15 @@ def add_parser(sub) -> None:
 
 def run(args) -> int:
     snap = collect(args.pid, sharing=args.kcmp)
-    if args.json:
-        sys.stdout.write(json.dumps(snap, check_circular=False, separators=(",", ":")))
-        sys.stdout.write("\n")
-        return 0
-    render(snap, Console(file=sys.stdout), maps=args.maps, limit=args.limit)
+    with writing(sys.stdout):  # a full or failing stdout: one line, exit 1
+        if args.json:
+            sys.stdout.write(json.dumps(snap, check_circular=False, separators=(",", ":")))
+            sys.stdout.write("\n")
+            return 0
+        # Names, argv, paths, user names in the snapshot are the inspected process's to
+        # choose: every string is made terminal-safe before any is printed (--json
+        # escapes them itself).
+        render(safe_tree(snap), Console(file=sys.stdout), maps=args.maps, limit=args.limit)
     return 0
 
 

@@ -11,6 +11,7 @@ from rich.table import Table
 from perflab.observe import host
 from perflab.engine import registry
 from perflab.cli.common import add_json
+from perflab.results.output import writing
 
 
 def add_parser(sub) -> None:
@@ -37,14 +38,15 @@ def run(args) -> int:
             "rule": c.rule.describe(),
             "params": [{"name": p.name, "default": p.default, "range": [p.lo, p.hi], "unit": p.unit, "help": p.help} for p in c.params],
         })
-    if args.json:
+    with writing(sys.stdout):  # a full or failing stdout: one line, exit 1
+        if args.json:
+            for row in rows:
+                print(json.dumps(row))
+            return 0
+        table = Table(title=f"{len(rows)} claims")
+        for col in ("claim", "topic", "runnable here", "statement"):
+            table.add_column(col)
         for row in rows:
-            print(json.dumps(row))
-        return 0
-    table = Table(title=f"{len(rows)} claims")
-    for col in ("claim", "topic", "runnable here", "statement"):
-        table.add_column(col)
-    for row in rows:
-        table.add_row(row["claim"], row["topic"], "yes" if row["runnable"] else f"no: {row['reason']}", row["statement"])
-    Console(file=sys.stdout).print(table)
+            table.add_row(row["claim"], row["topic"], "yes" if row["runnable"] else f"no: {row['reason']}", row["statement"])
+        Console(file=sys.stdout).print(table)
     return 0

@@ -13,15 +13,21 @@ import signal
 import sys
 
 from perflab import __version__
-from perflab.cli import history, inspect, listing, run, schema, show, trace
 from perflab.core.errors import PerflabError
+from perflab.core.safe import safe
 
-COMMANDS = (listing, run, show, history, inspect, trace, schema)
+
+def _commands() -> tuple:
+    """The subcommand modules (rich, sqlite3...), imported here so that entry() can
+    report an import that fails (ulimit -v) in one line."""
+    from perflab.cli import history, inspect, listing, run, schema, show, trace
+
+    return (listing, run, show, history, inspect, trace, schema)
 
 
 class Parser(argparse.ArgumentParser):
     def error(self, message: str):  # one clear line, not a usage dump
-        self.exit(2, f"perflab: error: {message} (see '{self.prog} --help')\n")
+        self.exit(2, f"perflab: error: {safe(message)} (see '{self.prog} --help')\n")  # it may quote argv
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -29,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"perflab {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     sub.required = True
-    for module in COMMANDS:
+    for module in _commands():
         module.add_parser(sub)
     return parser
 
@@ -83,4 +89,15 @@ def _say(line: str) -> None:
 
 
 def entry() -> None:
+    try:
+        from perflab.results.output import standard_fds
+
+        standard_fds()  # started with 2>&-: /dev/null there, not the next file perflab opens
+        _commands()
+    except MemoryError:  # an address-space limit (ulimit -v) too small to load perflab
+        _say("perflab: not enough memory to start (MemoryError while loading; ulimit -v too small?)")
+        sys.exit(1)
+    except ImportError as exc:  # the same limit, met while mapping a shared library
+        _say(f"perflab: cannot start: {safe(str(exc))}")
+        sys.exit(1)
     sys.exit(main())

@@ -17,6 +17,7 @@ from perflab.core.params import BUDGETS
 from perflab.core.record import Verdict
 from perflab.results import terminal
 from perflab.results.noise import warn_if_noisy
+from perflab.results.output import writing
 
 
 def add_parser(sub) -> None:
@@ -116,7 +117,8 @@ def run(args) -> int:
         done += 1
         progress.finish(done, v)
         if args.json:  # printed even when the database refused it: the verdict is not lost
-            print(json.dumps(v.to_json(samples=args.samples)), flush=True)
+            with writing(sys.stdout):  # a full stdout (/dev/full): one line; the verdict is stored
+                print(json.dumps(v.to_json(samples=args.samples)), flush=True)
 
     try:
         print(f"perflab: run {r.run_id}, {len(r.claims)} claim(s), budget {r.budget.name}, seed {r.seed}, "
@@ -165,7 +167,8 @@ def _finish(r: Run, status: str, progress: _Progress | None, as_json: bool) -> N
             _quietly(terminal.render, records, sys.stdout)
         return
     if not as_json:
-        terminal.render(records, sys.stdout)
+        with writing(sys.stdout):
+            terminal.render(records, sys.stdout)
     warn_if_noisy(records)
     if unrecorded is not None:  # every verdict is stored, but not that the run completed
         raise unrecorded

@@ -6,7 +6,9 @@ import json
 import sys
 
 from perflab.cli.common import add_db, add_json
+from perflab.core.safe import safe
 from perflab.results import terminal
+from perflab.results.output import writing
 from perflab.results.noise import warn_if_noisy
 from perflab.results.store import Store
 
@@ -25,12 +27,13 @@ def run(args) -> int:
         run_id = store.resolve_run(args.run)
         info = store.run_info(run_id)
         verdicts = store.verdicts(run_id, samples=args.json and args.samples)
-    if args.json:
-        for v in verdicts:
-            print(json.dumps(v.to_json(samples=args.samples)))
-        return 0
-    print(f"run {run_id}: {info.started_at}, budget {info.budget}, seed {info.seed}, "
-          f"{info.status}, perflab {info.perflab_version}", file=sys.stderr)
-    terminal.render(verdicts, sys.stdout)
+    with writing(sys.stdout):  # a full or failing stdout: one line, exit 1
+        if args.json:
+            for v in verdicts:
+                print(json.dumps(v.to_json(samples=args.samples)))
+            return 0
+        print(safe(f"run {run_id}: {info.started_at}, budget {info.budget}, seed {info.seed}, "
+                   f"{info.status}, perflab {info.perflab_version}"), file=sys.stderr)
+        terminal.render(verdicts, sys.stdout)
     warn_if_noisy(verdicts)
     return 0

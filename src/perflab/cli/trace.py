@@ -4,25 +4,31 @@ Counts what COMMAND does (system calls by name, clone flags, faults, switches,
 migrations, task clock; every thread and child), like ``strace -c -f`` but cheap, with
 the mechanism named and its positive control shown. The command keeps perflab's
 terminal; the report goes to stderr (as strace -c's), the --json record to stdout
-(after anything the command printed there: it is the last line), or either to -o FILE.
-Exit status 0 when the trace completed, whatever the command's own exit status (that
-is in the report: ``exit_status``); 1 when the command cannot be executed or no
-mechanism works here; 2 for usage errors.
+(after anything the command printed there: it is the last line), or either to -o FILE
+(results/output.py: never through a symlink, a FIFO or character device only written
+through, a regular file replaced atomically).
+
+Exit status: when the trace completed, the command's own (its exit code, or 128 + the
+signal that killed it), as strace(1) and time(1) pass it through; the report (and
+--json's ``exit_status``) says the same. perflab's own failures print one line
+``perflab: ...`` on stderr and no report: 1 when the command cannot be executed, no
+mechanism works here or the report cannot be written; 2 for usage errors; 130 when
+perflab itself is interrupted.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-from pathlib import Path
 from typing import TextIO
 
 from perflab.observe import trace
-from perflab.core.errors import EnvironmentRefused, UsageError
+from perflab.core.errors import UsageError
 from perflab.observe.trace.mechanisms import SUMMARY
 from perflab.observe.trace.result import COUNTERS, TraceResult, Unavailable
+from perflab.results import output
+from perflab.core.safe import safe
 
 COUNTER_LABELS = {
     "faults_min": "minor page faults",
@@ -40,8 +46,9 @@ def add_parser(sub) -> None:
         description="Count what a command does, from its execve to the exit of its last "
         "thread or child, with the cheapest mechanism that passes a positive control here.",
         epilog="The command keeps this terminal; the report goes to stderr (as strace -c's), "
-        "--json to stdout. Exit 0 whatever the command's own status (reported as "
-        "exit_status). Method and mechanisms: docs/trace.md.",
+        "--json to stdout. Exits with the command's own status (128 + N when signal N "
+        "killed it); perflab's own errors print one 'perflab: ...' line and exit 1 (or 2 for "
+        "usage). Method and mechanisms: docs/trace.md.",
     )
     p.add_argument("--mechanism", choices=trace.MECHANISMS, help="use this mechanism (default: the best that works)")
     p.add_argument(
@@ -63,7 +70,9 @@ def run(args) -> int:
         argv = argv[1:]
     if not argv:
         raise UsageError("trace: no command given (perflab trace [--json] -- COMMAND [ARGS])")
-    out = _check_output(args.output)  # before the command runs: its trace must have somewhere to go
+    out = args.output
+    if out is not None:  # before the command runs: its trace must have somewhere to go
+        output.check_target(out)
     try:
         result = trace.count(argv, mechanism=args.mechanism, region=args.region, capture=False)
     except trace.TraceUnavailable as exc:
@@ -74,41 +83,17 @@ def run(args) -> int:
         _emit(out, json.dumps(result.to_json()) + "\n")
     else:
         _emit(out, render(result), default=sys.stderr)
-    return 0
+    return result.exit_status  # the command's, passed through (strace(1), time(1))
 
 
-def _check_output(path: str | None) -> Path | None:
-    """-o FILE, checked without touching it: an earlier report there survives a failed trace."""
-    if path is None:
-        return None
-    if not path:
-        raise UsageError("-o needs a file name (it was empty)")
-    target = Path(path)
-    folder = target.parent
-    if target.is_dir():
-        why = "it is a directory"
-    elif not folder.is_dir():
-        why = f"no directory {folder}"
-    elif not os.access(folder, os.W_OK | os.X_OK):  # access(2): EROFS on a read-only mount too
-        why = f"the directory {folder} is not writable"
-    else:
-        return target
-    raise EnvironmentRefused(f"cannot write the report to {path}: {why}")
-
-
-def _emit(out: Path | None, text: str, default: TextIO = sys.stdout) -> None:
-    if out is None:
-        default.write(text)
-        default.flush()
+def _emit(out: str | None, text: str, default: TextIO | None = None) -> None:
+    """To -o FILE (whole or not at all, never through a planted link), else to the stream."""
+    if out is not None:
+        output.write_file(out, text)
         return
-    # written whole or not at all: a temporary file beside it, then rename(2)
-    tmp = out.with_name(f".{out.name}.perflab-{os.getpid()}.tmp")
-    try:
-        tmp.write_text(text)
-        os.replace(tmp, out)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise EnvironmentRefused(f"cannot write the report to {out}: {exc.strerror}") from None
+    stream = sys.stdout if default is None else default
+    with output.writing(stream, "stderr" if stream is sys.stderr else "stdout"):
+        stream.write(text)
 
 
 def _fmt_count(name: str, value: int | Unavailable, source: str | None) -> str:
@@ -127,16 +112,17 @@ def _table(counts: dict[str, int], indent: str = "  ") -> list[str]:
 
 
 def render(r: TraceResult) -> str:
-    """The human report (plain text, one screen for a small command)."""
+    """The human report (plain text, one screen for a small command). The command's
+    arguments and the reasons (which may quote paths) are the outside's: made safe."""
     ending = f"killed by {r.exit_signal}" if r.exit_signal else f"exited {r.exit_status}"
     out = [
-        f"perflab trace: {' '.join(r.argv)}: {ending} after {r.elapsed_ns / 1e6:.3f} ms",
+        f"perflab trace: {' '.join(safe(a) for a in r.argv)}: {ending} after {r.elapsed_ns / 1e6:.3f} ms",
         f"mechanism: {r.mechanism} ({SUMMARY[r.mechanism]})",
     ]
     for name, why in r.rejected.items():
-        out.append(f"  not {name}: {why}")
+        out.append(f"  not {name}: {safe(why)}")
     if r.control is not None:
-        ok = "passed" if r.control.passed else f"FAILED ({r.control.reason})"
+        ok = "passed" if r.control.passed else f"FAILED ({safe(r.control.reason)})"
         out.append(f"positive control: {ok}, {len(r.control.checks)} checks on a known "
                    "workload (threads, a fork, markers; details with --json)")
     out.append("")
@@ -166,7 +152,7 @@ def render(r: TraceResult) -> str:
         out.append(f"  {COUNTER_LABELS[name]:<18} {_fmt_count(name, value, r.counter_sources.get(name))}")
     if "rusage" in r.counter_sources.values():
         out.append(f"  (rusage: getrusage(2) RUSAGE_CHILDREN of the tracer less the child's usage before execve; task clock in "
-                   f"scheduler ticks. perf software counters refused: {r.counters_note})")
+                   f"scheduler ticks. perf software counters refused: {safe(r.counters_note or '')})")
     if r.other_abi:
         out.append(f"  {r.other_abi} calls through a 32-bit ABI (int 0x80) are not counted by name")
     return "\n".join(out) + "\n"

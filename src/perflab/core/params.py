@@ -29,7 +29,13 @@ class Param:
         return self.auto(host) if self.auto is not None and value == self.default else value
 
     def parse(self, text: str) -> int | float:
+        # int() and float() also take "1_0", " 10 ", non-ASCII digits ("١٢"), "nan" and
+        # "inf" (docs.python.org, int() and float()): only ASCII digits, sign, point and
+        # exponent reach them here, and they refuse any malformed arrangement of those
+        allowed = "0123456789+-" if self.kind is int else "0123456789+-.eE"
         try:
+            if not set(text) <= set(allowed):
+                raise ValueError(text)
             value = self.kind(text)
         except ValueError:
             raise UsageError(

@@ -15,6 +15,7 @@ from types import ModuleType
 
 from perflab.core.claim import Claim
 from perflab.core.errors import PerflabError, UsageError
+from perflab.core.safe import safe
 
 ENTRY_POINT_GROUP = "perflab.claims"
 
@@ -88,8 +89,21 @@ def select(selectors: list[str]) -> list[Claim]:
                 if c.topic == sel:
                     chosen.setdefault(c.id, c)
         else:
-            names = list(by_id) + topics()
-            near = difflib.get_close_matches(sel, names, n=1, cutoff=0.5)
-            hint = f" (did you mean {near[0]}?)" if near else " (see 'perflab list')"
-            raise UsageError(f"unknown claim or topic: {sel}{hint}")
+            raise UsageError(f"unknown claim or topic: {safe(sel)}{_hint(sel, list(by_id), topics())}")
     return list(chosen.values())
+
+
+def _hint(sel: str, ids: list[str], known_topics: list[str]) -> str:
+    """A near match only when there is a real one: within a known topic ("io.nope") only
+    that topic's claims, else ids, bare claim names and topics; no guess is better than a
+    wrong one ("io.nope" is not "clone")."""
+    topic, dot, name = sel.partition(".")
+    if dot and topic in known_topics:
+        names = {cid.partition(".")[2]: cid for cid in ids if cid.startswith(topic + ".")}
+        fallback = f" (see 'perflab list {topic}')"
+    else:
+        names = {**{cid.partition(".")[2]: cid for cid in ids}, **{t: t for t in known_topics}, **{c: c for c in ids}}
+        name, fallback = sel, " (see 'perflab list')"
+    near = [n for n in names if name and n.startswith(name)]  # a unique prefix ("io.select")
+    near = near if len(near) == 1 else difflib.get_close_matches(name, list(names), n=1, cutoff=0.75)
+    return f" (did you mean {names[near[0]]}?)" if near else fallback

@@ -12,6 +12,7 @@ import sys
 from typing import TextIO
 
 from perflab.core.record import Verdict
+from perflab.core.safe import safe
 
 
 def noise_summary(verdicts: list[Verdict]) -> str | None:
@@ -22,7 +23,7 @@ def noise_summary(verdicts: list[Verdict]) -> str | None:
         return None
     spreads = [c.detail["spread_p90_over_p10"] for _, c in failed if c.detail.get("spread_p90_over_p10")]
     spread = f"; their processes spread up to {max(spreads):.2f}x (p90/p10, 1.0 on a steady machine)" if spreads else ""
-    names = ", ".join(claim for claim, _ in failed)
+    names = ", ".join(safe(claim) for claim, _ in failed)
     return (f"{len(failed)} of {len(aa)} A/A controls failed ({names}){spread}: the machine was not steady enough "
             "for them, so their verdicts are inconclusive; run them again later (each verdict's rerun line)")
 

@@ -9,6 +9,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from perflab.core.record import Verdict
+from perflab.core.safe import safe_tree
 
 STYLE = {
     "supported": "bold green",
@@ -48,6 +49,9 @@ def outcome_text(v: Verdict) -> str:
 
 
 def render(verdicts: list[Verdict], out: TextIO, detail: bool = True) -> None:
+    """The verdict table and, with ``detail``, each verdict's evidence. Every string is
+    made terminal-safe first (core/safe.py): a stored record may come from anywhere."""
+    verdicts = [Verdict.from_json(safe_tree(v.to_json())) for v in verdicts]
     console = Console(file=out, highlight=False, soft_wrap=False, width=max(120, Console(file=out).width))
 
     def say(*args, **kw) -> None:  # data, not markup: "[heap]" must stay as it is

@@ -20,6 +20,7 @@
 #include "tracer.h"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <sys/ptrace.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
@@ -129,13 +130,31 @@ static void parse_options(int argc, char **argv, struct options *o)
 
 /* ---- the held child ---------------------------------------------------------------- */
 static pid_t child_pid = -1;
+static pid_t parent_pid = -1; /* perflab; getppid() returns another pid once it has died */
+static const char *cgroup_dir;
 static char cgroup_kill_path[4200];
 
-/* SIGINT/SIGTERM/SIGHUP/SIGQUIT: take the command down with us. kill(2), open(2),
- * write(2) are async-signal-safe (signal-safety(7)); cgroup.kill kills every task of
- * the cgroup (Linux 5.14, Documentation/admin-guide/cgroup-v2.rst). */
+/* Perflab died (SIGKILL, SIGQUIT's core dump...): no one else will remove the cgroup it
+ * made for us. The tasks cgroup.kill killed leave it as they exit (a zombie no longer
+ * populates it: cgroup_exit() in kernel/cgroup/cgroup.c), so rmdir(2) is retried while
+ * EBUSY, up to 2 s; a cgroup still left then is removed by the next perflab trace. */
+static void remove_cgroup(void)
+{
+    for (int i = 0; i < 400 && rmdir(cgroup_dir) != 0 && errno == EBUSY; i++)
+        poll(NULL, 0, 5);
+}
+
+/* SIGINT/SIGTERM/SIGHUP/SIGQUIT, and SIGTERM as our parent-death signal (main): take the
+ * command down with us. kill(2), open(2), write(2), rmdir(2), poll(2), getppid(2),
+ * getpgrp(2) are async-signal-safe (signal-safety(7)); cgroup.kill kills every task of
+ * the cgroup (Linux 5.14, Documentation/admin-guide/cgroup-v2.rst), also those that left
+ * our process group. While perflab lives it kills our process group and removes the
+ * cgroup itself (engine/process.py, observe/trace/cgroup.py); once it is gone we do:
+ * kill(0, SIGKILL) ends every task still in our process group (the command's, under
+ * perf and ptrace, which use no cgroup), and us with them. */
 static void on_signal(int sig)
 {
+    int saved = errno;
     if (child_pid > 0)
         kill(child_pid, SIGKILL);
     if (cgroup_kill_path[0]) {
@@ -146,6 +165,13 @@ static void on_signal(int sig)
             close(fd);
         }
     }
+    if (getppid() != parent_pid) {
+        if (cgroup_dir)
+            remove_cgroup();
+        if (getpgrp() == getpid()) /* we lead the group (perflab starts us in a session) */
+            kill(0, SIGKILL);
+    }
+    errno = saved;
     signal(sig, SIG_DFL);
     raise(sig);
 }
@@ -279,6 +305,7 @@ static void json_clones(const struct tally *t)
 
 int main(int argc, char **argv)
 {
+    parent_pid = getppid();
     kernel_init(); /* die with perflab (PR_SET_PDEATHSIG) */
     struct options o;
     parse_options(argc, argv, &o);
@@ -291,8 +318,10 @@ int main(int argc, char **argv)
     static struct bpf_tracer bpf;
     if (o.mech == M_BPF)
         bpf_start(&bpf, o.cgroup, t.marker_nr);
-    if (o.cgroup)
+    if (o.cgroup) {
+        cgroup_dir = o.cgroup;
         snprintf(cgroup_kill_path, sizeof cgroup_kill_path, "%s/cgroup.kill", o.cgroup);
+    }
     /* Subreaper: orphaned descendants come back to us (prctl(2)). */
     if (prctl(PR_SET_CHILD_SUBREAPER, 1) != 0)
         die("prctl(PR_SET_CHILD_SUBREAPER): %s", strerror(errno));
@@ -301,6 +330,13 @@ int main(int argc, char **argv)
     if (pipe2(errp, O_CLOEXEC) || pipe2(rup, O_CLOEXEC))
         die("pipe2: %s", strerror(errno));
     catch_signals();
+    /* From here, perflab's death is a SIGTERM we catch, not kernel_init's SIGKILL: the
+     * command (not a child of perflab) must not outlive it (prctl(2) PR_SET_PDEATHSIG).
+     * A parent that died before this call sends nothing: then getppid() has changed. */
+    if (prctl(PR_SET_PDEATHSIG, SIGTERM) != 0)
+        die("prctl(PR_SET_PDEATHSIG): %s", strerror(errno));
+    if (getppid() != parent_pid)
+        die("perflab exited before the trace began");
     fflush(NULL);
     pid_t pid = fork();
     if (pid < 0)

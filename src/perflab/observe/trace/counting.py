@@ -18,6 +18,7 @@ from perflab.observe.trace import control, mechanisms
 from perflab.observe.trace.errors import CommandNotFound, MechanismRefused, TraceIncomplete, TraceUnavailable
 from perflab.observe.trace.result import ControlReport, TraceResult
 from perflab.observe.trace.syscall_table import NUMBERS
+from perflab.core.safe import safe
 
 MARKER = control.MARKER  # the default region marker: trace_marker() in kernels/lib/trace_marker.c
 
@@ -34,7 +35,7 @@ def resolve_command(name: str) -> str:
         return name
     found = shutil.which(name)
     if found is None:
-        raise CommandNotFound(f"command not found: {name}")
+        raise CommandNotFound(f"command not found: {safe(name)}")
     return found
 
 

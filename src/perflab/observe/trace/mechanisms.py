@@ -32,6 +32,7 @@ from perflab.core.errors import KernelFailed, KernelUnsupported
 from perflab.observe.trace import cgroup, tracefs
 from perflab.observe.trace.errors import CommandNotFound, MechanismRefused
 from perflab.observe.trace.result import TraceResult, from_record
+from perflab.core.safe import safe
 
 # every mechanism is run by the tracer kernel (kernels/tracer/): its source is part of
 # what any traced count means
@@ -156,12 +157,12 @@ def run(
             raise MechanismRefused(str(exc).removeprefix("tracer: ")) from None
         except KernelFailed as exc:  # say what the tracer said, not just its exit code
             last = exc.stderr.strip().splitlines()[-1:] or ["no message"]
-            raise KernelFailed(f"{exc}: {last[0]}", exc.stderr, exc.returncode) from None
+            raise KernelFailed(f"{exc}: {safe(last[0])}", exc.stderr, exc.returncode) from None
         out = err = None
         if capture:
             out, err = (_read(f) for f in files[1:])
     if record.get("exec_error"):
-        raise CommandNotFound(f"cannot execute {record['path']}: {record['exec_error']}")
+        raise CommandNotFound(f"cannot execute {safe(record['path'])}: {record['exec_error']}")
     return replace(from_record(record), stdout=out, stderr=err)
 
 
