@@ -229,7 +229,7 @@ def test_page_cache_plan_describes_the_storage(monkeypatch):
 # --- cache.dentry: cold / cached >= 5 supported, <= 1.5 refuted ------------------------------------
 @pytest.mark.parametrize("cold,expected,reason", [
     (30_000.0, Outcome.SUPPORTED, None), (10_000.0, Outcome.SUPPORTED, None),
-    (4_500.0, Outcome.INCONCLUSIVE, Reason.BETWEEN), (2_000.0, Outcome.REFUTED, None)])
+    (4_500.0, Outcome.INCONCLUSIVE, Reason.BETWEEN), (1_600.0, Outcome.REFUTED, None)])
 def test_dentry_rule(cold, expected, reason):
     d = decide("cache.dentry", one("cached", 1500.0), one("cold", cold))
     assert d.outcome is expected and d.inconclusive is reason, d

@@ -42,7 +42,7 @@ def outcome(cid, obs):
     (115_000.0, Outcome.SUPPORTED, None),  # this VM: ~6x
     (34_000.0, Outcome.SUPPORTED, None),  # 1.7x
     (25_000.0, Outcome.INCONCLUSIVE, Reason.BETWEEN),  # 1.3x: between the thresholds
-    (20_000.0, Outcome.REFUTED, None),  # 1.0x
+    (19_500.0, Outcome.REFUTED, None),  # 1.0x
     (15_000.0, Outcome.REFUTED, None),  # a process cheaper than a thread
 ])
 def test_thread_cheaper_rule(fork_ns, expected, reason):

@@ -60,6 +60,21 @@ class Plan:
     facts: dict[str, Any] = field(default_factory=dict)
 
 
+class Samples(list):
+    """The values at one x, one per fresh process in the order taken, and the round each
+    was taken in (``rounds``; None where unknown, e.g. a record of version 1 read back from
+    its points). A list, so every list operation works; the blocked statistics
+    (decide/blocked.py) read the rounds."""
+
+    def __init__(self, values: Any = (), rounds: Any = None):
+        super().__init__(values)
+        self.rounds: list[int | None] = list(rounds) if rounds is not None else [None] * len(self)
+
+    def add(self, value: float, round: int | None = None) -> None:  # noqa: A002 - a round of the run
+        self.append(value)
+        self.rounds.append(round)
+
+
 @dataclass
 class Curve:
     """One measured curve as the rule sees it: raw samples (one per process) at each x."""
@@ -70,8 +85,11 @@ class Curve:
     role: str = "evidence"  # "evidence" | "control"
     points: dict[Any, list[float]] = field(default_factory=dict)
 
-    def add(self, x: Any, value: float) -> None:
-        self.points.setdefault(x, []).append(value)
+    def add(self, x: Any, value: float, round: int | None = None) -> None:  # noqa: A002
+        at = self.points.get(x)
+        if not isinstance(at, Samples):
+            at = self.points[x] = Samples(at or ())
+        at.add(value, round)
 
 
 @dataclass

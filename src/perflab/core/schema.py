@@ -63,6 +63,8 @@ SCHEMA: dict[str, Any] = {
                                 "n": {"type": "integer", "minimum": 1},
                                 "samples": {"type": "array", "items": {"type": "number"},
                                             "description": "one value per fresh process (with --samples)"},
+                                "rounds": {"type": "array", "items": {"type": ["integer", "null"]},
+                                           "description": "the round of the run each sample was taken in"},
                             },
                             "additionalProperties": False,
                         },

@@ -54,16 +54,19 @@ class Point:
     ci: tuple[float, float]
     n: int  # processes
     samples: list[float] | None = None  # one value per fresh process, in the order taken
+    rounds: list[int | None] | None = None  # the round of the run each sample was taken in
 
     def to_json(self, samples: bool = True) -> dict[str, Any]:
         out = {"x": self.x, "median": self.median, "ci": list(self.ci), "n": self.n}
         if samples and self.samples is not None:
             out["samples"] = list(self.samples)
+            if self.rounds is not None and any(r is not None for r in self.rounds):
+                out["rounds"] = list(self.rounds)
         return out
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> Point:
-        return cls(d["x"], d["median"], tuple(d["ci"]), d["n"], d.get("samples"))
+        return cls(d["x"], d["median"], tuple(d["ci"]), d["n"], d.get("samples"), d.get("rounds"))
 
 
 @dataclass
@@ -82,8 +85,9 @@ class Series:
     def has_samples(self) -> bool:
         return all(p.samples is not None for p in self.points)
 
-    def samples_by_x(self) -> dict[Any, list[float]]:
-        return {p.x: list(p.samples or []) for p in self.points}
+    def samples_by_x(self) -> dict[Any, tuple[list[float], list[int | None] | None]]:
+        """Each x's raw samples and their rounds (None when the record has no rounds)."""
+        return {p.x: (list(p.samples or []), p.rounds) for p in self.points}
 
     def to_json(self, samples: bool = True) -> dict[str, Any]:
         out: dict[str, Any] = {"name": self.name, "x": self.x, "unit": self.unit, "role": self.role,

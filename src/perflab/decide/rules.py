@@ -10,7 +10,7 @@ from typing import Any, Sequence
 from perflab.core.claim import Check, Curve, Evidence
 from perflab.core.record import Decision, Outcome, Reason
 from perflab.core.rule import Rule
-from perflab.decide import fits, stats
+from perflab.decide import blocked, stats
 
 
 def decision(rule: Rule, est: stats.Estimate, quantity: str | None = None, rule_reason: str = "") -> Decision:
@@ -27,7 +27,8 @@ def unmeasurable(rule: Rule, reason: str, quantity: str | None = None) -> Decisi
 
 
 def exponent(curve: Curve, ev: Evidence) -> stats.Estimate:
-    return fits.growth_exponent(curve.points, conf=ev.conf, n_boot=ev.n_boot, rng=ev.rng)
+    """The growth exponent over the top decade, per round, across rounds (decide/blocked.py)."""
+    return blocked.exponent_ci(curve.points, ev.conf)
 
 
 def exponent_rule(curve: Curve, rule: Rule, ev: Evidence, quantity: str | None = None) -> Decision:
@@ -41,9 +42,10 @@ def exponent_rule(curve: Curve, rule: Rule, ev: Evidence, quantity: str | None =
 
 def ratio_rule(numerator: Sequence[float], denominator: Sequence[float], rule: Rule, ev: Evidence,
                quantity: str | None = None) -> Decision:
-    """Ratio of the medians of two sets of per-process samples, decided on its CI."""
+    """numerator / denominator, per round (both sides measured in the same round), across
+    rounds (decide/blocked.py), decided on its CI."""
     try:
-        est = stats.ratio_of_medians(numerator, denominator, conf=ev.conf, n_boot=ev.n_boot, rng=ev.rng)
+        est = blocked.ratio_ci(numerator, denominator, ev.conf)
     except (ValueError, ZeroDivisionError) as exc:
         return unmeasurable(rule, str(exc), quantity)
     return decision(rule, est, quantity)

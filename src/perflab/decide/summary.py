@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import random
 
-from perflab.core.claim import Curve
+from perflab.core.claim import Curve, Samples
 from perflab.core.record import AffineFit, Fit, Point, Series
-from perflab.decide import fits, stats
+from perflab.decide import blocked, fits, stats
 
 
 def _fit(est: stats.Estimate) -> Fit:
@@ -20,7 +20,9 @@ def summarize(curve: Curve, conf: float, rng: random.Random, n_boot: int) -> Ser
     for x in sorted(curve.points, key=lambda v: (v is None, v)):
         samples = curve.points[x]
         est = stats.bootstrap_ci(samples, conf=conf, n_boot=n_boot, rng=rng)
-        points.append(Point(x, est.value, (est.lo, est.hi), len(samples), list(samples)))
+        rounds = getattr(samples, "rounds", None)
+        points.append(Point(x, est.value, (est.lo, est.hi), len(samples), list(samples),
+                            list(rounds) if rounds is not None and any(r is not None for r in rounds) else None))
     out = Series(curve.name, curve.x, curve.unit, curve.role, points)
     numeric = {x: v for x, v in curve.points.items()
                if isinstance(x, (int, float)) and not isinstance(x, bool) and x > 0}
@@ -30,8 +32,8 @@ def summarize(curve: Curve, conf: float, rng: random.Random, n_boot: int) -> Ser
             out.affine_fit = AffineFit(_fit(fit.a), _fit(fit.b), fit.r2)
         except (ValueError, ZeroDivisionError):
             pass
-        try:
-            out.growth_exponent = _fit(fits.growth_exponent(numeric, conf=conf, n_boot=n_boot, rng=rng))
+        try:  # as the rules estimate it: per round, across rounds
+            out.growth_exponent = _fit(blocked.exponent_ci(numeric, conf))
         except ValueError:
             pass
     return out
@@ -39,4 +41,5 @@ def summarize(curve: Curve, conf: float, rng: random.Random, n_boot: int) -> Ser
 
 def curve_of(series: Series) -> Curve:
     """The raw curve back from a reported series (its points must carry their samples)."""
-    return Curve(series.name, series.x, series.unit, series.role, series.samples_by_x())
+    return Curve(series.name, series.x, series.unit, series.role,
+                 {x: Samples(values, rounds) for x, (values, rounds) in series.samples_by_x().items()})

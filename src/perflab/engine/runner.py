@@ -70,13 +70,17 @@ def rerun_command(claim: Claim, settings: Settings) -> str:
     return " ".join(shlex.quote(p) for p in parts)
 
 
-def _jobs(specs: list[SeriesSpec], aa: tuple[str, Any] | None, aa_per_round: int) -> list[_Job]:
-    jobs = [_Job(spec, x, spec.name) for spec in specs for x in spec.xs]
+def _units(specs: list[SeriesSpec], aa: tuple[str, Any] | None, aa_per_round: int) -> list[list[_Job]]:
+    """A round's jobs in the units it is shuffled in: each point alone, each A/A pair
+    back to back (A B, then B A for the next pair: an ABBA order, so that a drift within
+    the round hits both sets alike)."""
+    units = [[_Job(spec, x, spec.name)] for spec in specs for x in spec.xs]
     if aa:
         spec = next(s for s in specs if s.name == aa[0])
-        for _ in range(aa_per_round):
-            jobs += [_Job(spec, aa[1], AA_A), _Job(spec, aa[1], AA_B)]
-    return jobs
+        for k in range(aa_per_round):
+            pair = [_Job(spec, aa[1], AA_A), _Job(spec, aa[1], AA_B)]
+            units.append(pair if k % 2 == 0 else pair[::-1])
+    return units
 
 
 def _base(claim: Claim, settings: Settings, outcome: Outcome, summary: str, t0: float) -> Verdict:
@@ -130,10 +134,10 @@ def run_claim(
         aa_spec = next(s for s in specs if s.name == aa[0])
         for name in (AA_A, AA_B):
             curves[name] = Curve(name, aa_spec.x, aa_spec.unit, "control")
-    jobs = _jobs(specs, aa, claim.aa_per_round or budget.aa_per_round)
+    units = _units(specs, aa, claim.aa_per_round or budget.aa_per_round)
     order_rng = judge.claim_rng(settings.seed, claim.id, "order")
     samples: list[Sample] = []
-    planned = len(jobs) * budget.looks[-1]
+    planned = sum(len(u) for u in units) * budget.looks[-1]
     done = rounds = reused = 0
     conf = budget.conf_at_look()
     decision, controls = None, []
@@ -141,9 +145,9 @@ def run_claim(
     uses: dict[tuple[str, ...], int] = {}
     for look in budget.looks:
         while rounds < look:
-            order = jobs[:]
+            order = units[:]
             order_rng.shuffle(order)
-            for job in order:
+            for job in (j for unit in order for j in unit):
                 argv = job.spec.argv(job.x)
                 index = uses.get(tuple(argv), 0)
                 uses[tuple(argv)] = index + 1
@@ -160,10 +164,10 @@ def run_claim(
                 except KernelFailed as exc:
                     return _failed(claim, settings, exc, t0, argv)
                 value = float(job.spec.value(record))
-                curves[job.series].add(job.x, value)
+                curves[job.series].add(job.x, value, rounds)
                 if job.series == job.spec.name:  # not for the A/A sets
                     for name, _unit, fn in job.spec.derived:
-                        curves[name].add(job.x, float(fn(record)))
+                        curves[name].add(job.x, float(fn(record)), rounds)
                 samples.append(Sample(job.series, job.x, rounds, value, record, process.pinned_cpu(argv)))
                 done += 1
                 if progress:

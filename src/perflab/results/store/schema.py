@@ -21,8 +21,8 @@ APPLICATION_ID = 0x70666C62  # "pflb"
 
 def _records_to_v2(conn: sqlite3.Connection) -> None:
     """v3: every stored record becomes record version 2: ``schema_version``, the rule
-    version that decided it (1: there was no other), and the raw samples of each point,
-    taken from the samples table (which always kept them)."""
+    version that decided it (1: there was no other), and the raw samples of each point
+    with their rounds, taken from the samples table (which always kept them)."""
     rows = conn.execute("SELECT rowid, run_id, claim, record FROM results").fetchall()
     for rowid, run_id, claim, text in rows:
         try:
@@ -32,15 +32,17 @@ def _records_to_v2(conn: sqlite3.Connection) -> None:
         if not isinstance(rec, dict) or rec.get("schema_version", 1) != 1:
             continue
         rec = upgrade_v1(rec)
-        values: dict[tuple[str, str], list[float]] = {}
-        for series, x, value in conn.execute(
-                "SELECT series, x, value FROM samples WHERE run_id = ? AND claim = ? ORDER BY rowid", (run_id, claim)):
-            values.setdefault((series, x), []).append(value)
+        values: dict[tuple[str, str], list[tuple[float, int]]] = {}
+        for series, x, value, rnd in conn.execute(
+                "SELECT series, x, value, round FROM samples WHERE run_id = ? AND claim = ? ORDER BY rowid",
+                (run_id, claim)):
+            values.setdefault((series, x), []).append((value, rnd))
         for s in rec.get("series") or []:
             for p in s.get("points") or []:
                 got = values.get((s.get("name"), json.dumps(p.get("x"))))
                 if got is not None and len(got) == p.get("n"):
-                    p["samples"] = got
+                    p["samples"] = [v for v, _ in got]
+                    p["rounds"] = [r for _, r in got]
         conn.execute("UPDATE results SET record = ?, schema_version = ?, rule_version = 1 WHERE rowid = ?",
                      (json.dumps(rec), RECORD_VERSION, rowid))
 
