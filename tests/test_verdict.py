@@ -30,7 +30,8 @@ def decide(claim_id: str, *curves):
         (power(450, 60, 0.86), Outcome.SUPPORTED),  # just inside 0.8
         (power(450, 60, 0.68), (Outcome.INCONCLUSIVE, Reason.BETWEEN)),  # between 0.5 and 0.8
         (power(450, 200, 0.4), Outcome.REFUTED),  # sublinear: just outside 0.5
-        (power(450, 0.002, 1.6), (Outcome.INCONCLUSIVE, Reason.BETWEEN)),  # superlinear: above 1.25
+        (power(450, 0.002, 1.6), Outcome.SUPPORTED),  # rev 2: a walk whose cost per item steps up
+        (power(450, 0.0001, 2.4), (Outcome.INCONCLUSIVE, Reason.BETWEEN)),  # worse than quadratic
     ],
 )
 def test_linear_rule(claim_id, name, cost, expected):
@@ -79,7 +80,8 @@ def test_needs_edge_rule(lt, et, expected):
     [
         (power(400, 90, 1.0), Outcome.SUPPORTED),
         (lambda n: 400.0, Outcome.REFUTED),
-        (power(400, 90, 1.5), Outcome.INCONCLUSIVE),
+        (power(400, 90, 1.5), Outcome.SUPPORTED),  # rev 2: the per-event cost steps up past L2
+        (power(400, 0.01, 2.4), Outcome.INCONCLUSIVE),
     ],
 )
 def test_all_ready_rule(cost, expected):
@@ -207,7 +209,7 @@ def test_all_of_combines_parts():
     (0.55, 0.75, (Outcome.INCONCLUSIVE, Reason.BETWEEN)),  # in the gap: a smaller effect
     (0.6, 0.9, (Outcome.INCONCLUSIVE, Reason.NOISY)),  # straddles 0.8
     (0.3, 0.9, (Outcome.INCONCLUSIVE, Reason.NOISY)),  # straddles both
-    (1.3, 1.6, (Outcome.INCONCLUSIVE, Reason.BETWEEN)),  # beyond the supported side, nothing refutes
+    (2.1, 2.4, (Outcome.INCONCLUSIVE, Reason.BETWEEN)),  # beyond the supported side, nothing refutes
     (float("nan"), 1.0, (Outcome.INCONCLUSIVE, Reason.NOISY)),
 ])
 def test_rule_judges_an_interval_with_its_reason(lo, hi, expected):
@@ -251,3 +253,34 @@ def test_exponent_rule_unmeasurable_is_inconclusive():
     d = decide("io.select-linear", s)
     assert d.inconclusive is Reason.NOISY
     assert d.outcome is Outcome.INCONCLUSIVE and d.value is None and d.reason
+
+
+def test_a_capped_sweep_may_support_but_never_refute():
+    """RLIMIT_NOFILE 1024: the plan reaches 1008 fds, and says so; a linear walk is still
+    supported there, but a flat-looking one is not refuted (the fixed cost may rule it)."""
+    from perflab.core.claim import Settings
+    from perflab.core.params import BUDGETS
+
+    host = {"rlimit_nofile": {"soft": 1024, "hard": 1024}}
+    plan = io.CLAIMS[0].plan(Settings(params={"max_fds": 0}, budget=BUDGETS["quick"], seed=1, cpu=1, host=host))
+    cap = plan.facts["capped"]
+    assert plan.facts["max_fds"]["value"] == 1008 and cap["value"] == 1024 and "RLIMIT_NOFILE" in cap["limit"]
+    xs = max(plan.series[0].xs) and plan.series[0].xs
+    linear = decide_with("io.select-linear", synthetic("select", xs, power(450, 30, 1.0), n=10), facts=plan.facts)
+    assert linear.outcome is Outcome.SUPPORTED
+    flat = decide_with("io.select-linear", synthetic("select", xs, power(450, 0.01, 1.0), n=10), facts=plan.facts)
+    assert (flat.outcome, flat.inconclusive) == (Outcome.INCONCLUSIVE, Reason.CAPPED) and "capped" in flat.reason
+    uncapped = decide_with("io.select-linear", synthetic("select", xs, power(450, 0.01, 1.0), n=10), facts={})
+    assert uncapped.outcome is Outcome.REFUTED  # the same data from an uncapped plan refutes
+    grows = decide_with("io.epoll-flat", synthetic("epoll-lt", xs, lambda n: 420.0, n=10), facts=plan.facts)
+    assert (grows.outcome, grows.inconclusive) == (Outcome.INCONCLUSIVE, Reason.CAPPED)  # flat over 1008 fds
+
+
+def test_the_sweep_stops_at_65536_fds_and_says_why():
+    from perflab.core.claim import Settings
+    from perflab.core.params import BUDGETS
+
+    plan = io.CLAIMS[0].plan(Settings(params={"max_fds": 0}, budget=BUDGETS["quick"], seed=1, cpu=1,
+                                      host={"rlimit_nofile": {"soft": 1024, "hard": 1 << 20}}))
+    assert max(plan.series[0].xs) == 65_536 and "65536" in plan.facts["max_fds"]["source"]
+    assert "capped" not in plan.facts

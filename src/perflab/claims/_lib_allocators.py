@@ -1,15 +1,16 @@
 """lib.allocator-scaling's pieces apart from the claim: which allocators this host has
 (read by the plan, with ldconfig, and recorded as facts), the thread counts swept, and
-the scaling ratio's bootstrap (pure)."""
+the scaling ratio, round by round (pure)."""
 
 from __future__ import annotations
 
 import math
 import os
-import random
 import re
 import subprocess
-from statistics import median
+from typing import Sequence
+
+from perflab.decide import blocked
 
 ALLOCATORS = {  # name -> (sonames to look for, Debian package that brings it)
     "jemalloc": (("libjemalloc.so.2", "libjemalloc.so"), "libjemalloc2"),
@@ -69,19 +70,21 @@ def same_lib(got: str, want: str | None) -> bool:
     return os.path.realpath(got) == want or os.path.basename(os.path.realpath(got)) == os.path.basename(want)
 
 
-def scaling_estimate(one: list[float], many: list[float], g_one: list[float], g_many: list[float],
-                     conf: float, rng: random.Random, n_boot: int) -> tuple[float, float, float]:
-    """(value, lo, hi): [median(many)/median(one)] / [glibc's same], percentile bootstrap
-    resampling the four sets of per-process throughputs independently."""
-    def stat(a, b, c, d):
-        return (median(b) / median(a)) / (median(d) / median(c))
+def scaling_estimate(one: Sequence[float], many: Sequence[float], g_one: Sequence[float],
+                     g_many: Sequence[float], conf: float) -> tuple[float, float, float]:
+    """(value, lo, hi) of [many / one] / [glibc's many / one], round by round (the four
+    points of a round measured within seconds of each other), across rounds
+    (decide/blocked.py): a slow stretch that hits a round hits all four alike."""
+    own = dict(zip(*_round_logs(many, one)))
+    base = dict(zip(*_round_logs(g_many, g_one)))
+    per_round = [own[r] - base[r] for r in own.keys() & base.keys()]
+    est = blocked.exp_estimate(blocked.location_ci(per_round, conf))
+    return est.value, est.lo, est.hi
 
-    value = stat(one, many, g_one, g_many)
-    reps = []
-    for _ in range(n_boot):
-        reps.append(stat(*[[rng.choice(s) for _ in s] for s in (one, many, g_one, g_many)]))
-    reps.sort()
-    alpha = (1 - conf) / 2
-    lo = reps[max(0, int(math.floor(alpha * (n_boot - 1))))]
-    hi = reps[min(n_boot - 1, int(math.ceil((1 - alpha) * (n_boot - 1))))]
-    return value, lo, hi
+
+def _round_logs(num: Sequence[float], den: Sequence[float]) -> tuple[list, list[float]]:
+    """Per round present on both sides: (rounds, ln(geometric mean num / geometric mean den))."""
+    a, b = blocked.by_round(num), blocked.by_round(den)
+    rounds = sorted(a.keys() & b.keys(), key=str)
+    return rounds, [math.fsum(map(math.log, a[r])) / len(a[r]) - math.fsum(map(math.log, b[r])) / len(b[r])
+                    for r in rounds]

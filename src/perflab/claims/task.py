@@ -21,7 +21,7 @@ from perflab.claims.green import _same_cpu_spec, same_cpu_control
 from perflab.core.claim import Check, Checked, Claim, Curve, Evidence, Plan, SeriesSpec, Settings
 from perflab.core.errors import AccessDenied, ClaimSkipped
 from perflab.core.params import Param
-from perflab.core.record import Control, Decision
+from perflab.core.record import Control, Decision, Outcome
 from perflab.core.rule import INF, Region, Rule, exact, num
 from perflab.decide import stats
 from perflab.decide.rules import all_of, ratio_rule
@@ -230,7 +230,10 @@ PROCESS_SWITCH = Rule(
     quantity="process / thread switch (futex and pipe ping-pong, same CPU)",
     short="process / thread",
     parts=(_switch_part("futex"), _switch_part("pipe")),
-    reason=SOURCE,
+    combine="each mechanism decides for itself: supported if both support, refuted if either refutes "
+            "(the claim says 'a context switch', any); the headline names the deciding mechanism",
+    version=2,
+    reason="CLAIMS.md revision 2: each mechanism decides for itself; one refuting mechanism refutes the claim",
 )
 
 
@@ -248,7 +251,10 @@ def _switch_decide(ev: Evidence, rule: Rule) -> Decision:
     s = ev.series
     parts = [ratio_rule(s[f"process-{p.name}"].points.get(None, []), s[f"thread-{p.name}"].points.get(None, []),
                         p, ev) for p in rule.parts]
-    d = all_of(parts, rule)
+    # the headline is the deciding mechanism: a refuting one, else one that is not yet decided
+    lead = next((i for i, d in enumerate(parts) if d.outcome is Outcome.REFUTED),
+                next((i for i, d in enumerate(parts) if d.outcome is not Outcome.SUPPORTED), 0))
+    d = all_of(parts, rule, quantity=parts[lead].quantity, lead=lead)
     d.reason = "; ".join(r for r in [d.reason] + [_part(p) for p in parts] if r)
     return d
 

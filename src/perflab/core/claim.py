@@ -170,6 +170,9 @@ class Claim:
     aa_per_round: int | None = None
     positive: ControlFn | None = None
     requires: Callable[[Mapping[str, Any]], str | None] | None = None
+    # why the plan's facts leave nothing to compare (no second allocator, no Go toolchain):
+    # then the claim is skipped with that reason and the fix, live and when decided again
+    skip: Callable[[Mapping[str, Any]], str | None] | None = None
     # figures derived from the curves for the evidence (ratios, per-event costs); pure
     derive: Callable[[Evidence], dict[str, Any]] | None = None
     # files beyond the claim's module, its imports and its kernel whose text defines the

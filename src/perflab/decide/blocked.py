@@ -194,6 +194,16 @@ def round_slopes(points: Mapping[Any, Sequence[float]], xs: Sequence[float], min
     return [_slope(pts) for pts in per_round.values() if len(pts) >= min_points and len({p[0] for p in pts}) >= 2]
 
 
+def round_affine_slopes(points: Mapping[Any, Sequence[float]]) -> list[float]:
+    """Per round, b of the OLS fit value = a + b*x over every x the round measured (at
+    least 2 distinct x): the cost per unit of x, round by round."""
+    per_round: dict[Any, list[tuple[float, float]]] = {}
+    for x, values in points.items():
+        for r, vals in by_round(values).items():
+            per_round.setdefault(r, []).append((float(x), math.fsum(vals) / len(vals)))
+    return [_slope(pts) for pts in per_round.values() if len({p[0] for p in pts}) >= 2]
+
+
 def top_decade(xs: Sequence[float]) -> list[float]:
     """Sorted x >= max(xs)/10: where a fixed per-call cost no longer dominates (CLAIMS.md)."""
     cut = max(xs) / 10.0

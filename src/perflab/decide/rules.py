@@ -5,7 +5,7 @@ thresholds from the Rule (core/rule.py); none has a number of its own.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 from perflab.core.claim import Check, Curve, Evidence
 from perflab.core.record import Decision, Outcome, Reason
@@ -127,3 +127,16 @@ def exact_rule(checks: list[Check], rule: Rule) -> Decision:
     return Decision(out, f"{rule.quantity} holding", float(held), None,
                     {**rule.thresholds(), "checks": len(checks)}, reason=reason, inconclusive=why,
                     rule_version=rule.version)
+
+
+def capped(d: Decision, cap: Mapping[str, Any] | None, block: Outcome) -> Decision:
+    """A plan the host cut short (``cap``: the plan's facts' ``capped``, naming the limit,
+    its value and why) may not give the outcome the cut could fake: that outcome becomes
+    inconclusive, reason ``capped`` (CLAIMS.md: "a capped plan may support a claim but never
+    refute it when the cap could hide the effect")."""
+    if not cap or d.outcome is not block:
+        return d
+    d.reason = "; ".join(r for r in (d.reason, f"the rule alone said {block.value}, but the plan was capped: "
+                                     f"{cap.get('limit')} = {cap.get('value')} ({cap.get('why')})") if r)
+    d.outcome, d.inconclusive = Outcome.INCONCLUSIVE, Reason.CAPPED
+    return d

@@ -140,7 +140,12 @@ def decide_again(claim: Claim, v: Verdict) -> Verdict:
         settle_structural(new, decision, checked.controls, len(checked.checks))
         return new
     ev = evidence_of(claim, v)
-    aa = (v.evidence.get("aa") or [None, None]) if v.evidence.get("aa") else None
+    lacking = claim.skip(ev.facts) if claim.skip else None
+    if lacking:
+        new.outcome, new.reason, new.action, new.decision, new.controls = Outcome.SKIPPED, None, "", None, []
+        new.summary = f"skipped: {lacking}"
+        return new
+    aa = v.evidence.get("aa")
     decision, controls = evaluate(claim, ev, tuple(aa) if aa else None)
     settle(new, decision, controls)
     if claim.derive:

@@ -124,6 +124,11 @@ def run_claim(
     except ClaimSkipped as exc:  # the plan found what the comparison lacks (no other allocator, no Go)
         return _base(claim, settings, Outcome.SKIPPED, f"skipped: {exc}", t0)
     facts = judge.as_json(plan.facts)
+    lacking = claim.skip(facts) if claim.skip else None
+    if lacking:
+        v = _base(claim, settings, Outcome.SKIPPED, f"skipped: {lacking}", t0)
+        v.evidence = {"facts": facts}
+        return v
     specs = plan.series
     curves = {s.name: Curve(s.name, s.x, s.unit, s.role) for s in specs}
     for spec in specs:
