@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from conftest import claim, decide, synthetic
-from perflab.claims import _cache_ladder, cache
+from perflab.claims import _cache_ladder, _cache_sweep, cache
 from perflab.core.claim import Settings
 from perflab.core.params import BUDGETS
 from perflab.core.record import Outcome, Reason
@@ -26,7 +26,7 @@ from perflab.engine import process, runner
 from perflab.observe import storage
 
 KIB, MIB = 1 << 10, 1 << 20
-XS = cache.chase_sizes(512 * MIB)
+XS = _cache_ladder.chase_sizes(512 * MIB)
 _STEPS = claim("cache.cpu-ladder").rule.part("steps")
 PLATEAU = {"flat": _STEPS["flat"], "min_points": int(_STEPS["min_points"])}
 STEP = {**PLATEAU, "min_rise": _STEPS["step_rise"]}
@@ -55,8 +55,12 @@ def chase(cost, noise=0.04, n=5, seed=1):
     return synthetic("chase", XS, cost, n=n, noise=noise, seed=seed, x="working_set_bytes", unit="ns/hop")
 
 
+def sweep(caches=SYSFS_OTHER, mem=8 << 30, budget="quick"):
+    return {"caches": caches, **_cache_sweep.sweep_facts(caches, mem, budget, claim("cache.cpu-ladder").rule)}
+
+
 def ladder_decide(series, caches=SYSFS_OTHER):
-    return decide("cache.cpu-ladder", series, facts={"caches": caches})
+    return decide("cache.cpu-ladder", series, facts=sweep(caches))
 
 
 def settings(params=None, host=None):
@@ -148,8 +152,9 @@ def test_cpu_ladder_levels_come_from_the_plans_facts():
     bare = ladder_decide(curve, caches=[])
     assert bare.evidence["levels (sysfs, cpu0)"] == [] and bare.outcome is Outcome.SUPPORTED
     plan = claim("cache.cpu-ladder").plan(settings())
-    assert plan.facts == {"caches": SYSFS_OTHER}
-    assert [s.name for s in plan.series] == ["chase"] and plan.series[0].xs == XS
+    assert plan.facts["caches"] == SYSFS_OTHER
+    assert plan.facts["largest_cache"]["bytes"] == 96 * MIB and "sysfs" in plan.facts["largest_cache"]["source"]
+    assert [s.name for s in plan.series] == ["chase"] and plan.series[0].xs[-1] == 256 * MIB  # <= 4 x 96 MiB
 
 
 def test_cpu_ladder_three_small_steps_but_dram_close_to_l1_is_inconclusive():
@@ -170,28 +175,72 @@ def test_cpu_ladder_with_too_few_working_sets_is_unmeasurable():
     [
         lambda x: 4.0,  # flat: no cache effect at all
         lambda x: 4.0 * (1 + 0.5 * (x > 2 * MIB)),  # one step but DRAM only 1.5x L1
-        lambda x: x ** 0.15,  # a smooth creep, 11% per octave: DRAM / L1 = 5.9, no step anywhere
     ],
 )
 def test_cpu_ladder_refuted(cost):
     d = ladder_decide(chase(cost))
     assert d.outcome is Outcome.REFUTED, d
+    assert d.evidence["dram"]["levelled_off"] is True
 
 
-def test_cpu_ladder_sweep_reaches_512_mib_and_is_budget_independent():
-    assert XS[0] == 4 * KIB and XS[-1] == 512 * MIB
-    assert all(b > a for a, b in zip(XS, XS[1:]))
-    assert cache.chase_sizes(1024 * MIB)[-1] == 1024 * MIB
+def test_cpu_ladder_still_rising_is_capped_not_refuted():
+    """A smooth creep, 23% per octave, never levels off (levelled off: two sizes within
+    15%): the sweep stopped at its cap before DRAM showed, so no step seen is no
+    refutation, and the answer waits for the cap (CLAIMS.md rev 2: capped)."""
+    d = ladder_decide(chase(lambda x: x ** 0.3))
+    assert (d.outcome, d.inconclusive) == (Outcome.INCONCLUSIVE, Reason.CAPPED), d
+    assert d.evidence["dram"]["levelled_off"] is False and "still rising" in d.reason
+
+
+def test_cpu_ladder_on_a_jagged_curve_is_noise_not_refutation():
+    """No plateau anywhere (each size 2x off its neighbours at random, then levelled): a
+    noisy host gives noisy, never 'no step' (issue 11)."""
+    import random
+
+    rng = random.Random(3)
+    jag = {x: (5.0 if i % 2 else 8.0) * (1 + 0.05 * rng.random()) for i, x in enumerate(XS)}
+    jag[XS[-2]] = jag[XS[-1]] = 200.0  # then DRAM, levelled off
+    d = ladder_decide(chase(lambda x: jag[x], noise=0.01))
+    steps_part = next(v for k, v in d.thresholds.items() if isinstance(v, dict) and k.startswith("steps"))
+    assert steps_part["outcome"] == "inconclusive" and steps_part["inconclusive"] == "noisy"
+    assert d.outcome is not Outcome.REFUTED
+
+
+def test_cpu_ladder_sweep_is_derived_from_the_host():
+    """At least 4 x the largest cache, then on while rising, up to MemAvailable / 4 and to
+    the time per process the budget allows; sizes beyond 2 x the largest cache in the
+    first rounds only."""
+    rule = claim("cache.cpu-ladder").rule
+    f = sweep(SYSFS_OTHER, mem=8 << 30)
+    assert f["base_bytes"]["value"] == 4 * 96 * MIB and f["cap_bytes"]["value"] == 2 << 30
+    assert _cache_sweep.base_sizes(f)[-1] == 256 * MIB and _cache_sweep.base_sizes(f)[0] == 4 * KIB
+    at = _cache_sweep.rounds_at(f)
+    assert at(64 * MIB) is None and at(256 * MIB) == _cache_sweep.DEAR_ROUNDS
+    small = sweep(SYSFS_OTHER, mem=1 << 30)  # 256 MiB available: the base sweep itself is capped
+    assert small["base_bytes"]["value"] == 256 * MIB and "MemAvailable" in small["base_bytes"]["source"]
+    extend = _cache_sweep.extender(f, rule)
+    rising = synthetic("chase", _cache_ladder.chase_sizes(128 * MIB), lambda x: 10 + x ** 0.3, n=3,
+                       x="working_set_bytes")
+    assert extend(rising, {}) == ()  # the base sweep (to 256 MiB, <= 384 MiB) is not done yet
+    done = synthetic("chase", _cache_sweep.base_sizes(f), lambda x: 10 + x ** 0.3, n=3, x="working_set_bytes")
+    assert extend(done, {}) == (512 * MIB,)  # base done (256 MiB, the last power of two), still rising
+    base_curve = synthetic("chase", _cache_sweep.base_sizes(f) + (512 * MIB,), lambda x: 10 + x ** 0.3, n=3,
+                           x="working_set_bytes")
+    assert extend(base_curve, {}) == (1 << 30,)  # still rising: one more doubling
+    assert extend(base_curve, {512 * MIB: [{"build_ms": 1000.0}]}) == ()  # 2 s predicted > the quick budget's 1.5 s
+    flat_top = synthetic("chase", _cache_sweep.base_sizes(f) + (512 * MIB,),
+                         lambda x: 100.0 if x >= 128 * MIB else 10.0, n=3, x="working_set_bytes")
+    assert extend(flat_top, {}) == ()  # levelled off: DRAM
 
 
 def test_ladder_rows_sit_inside_each_level():
-    rows = cache.level_points(SYSFS_OTHER, XS)
+    rows = _cache_ladder.level_points(SYSFS_OTHER, XS)
     assert list(rows) == ["L1", "L2", "L3", "DRAM"]
     bounds = {"L1": (4 * KIB, 48 * KIB), "L2": (48 * KIB, 2 * MIB), "L3": (2 * MIB, 96 * MIB)}
     for row, (lo, hi) in bounds.items():
         assert lo <= rows[row][0] <= hi, (row, rows[row])
     assert rows["DRAM"][0] == 512 * MIB
-    assert list(cache.level_points([], XS)) == ["L1", "DRAM"]  # sysfs silent: L1 at 4 KiB
+    assert list(_cache_ladder.level_points([], XS)) == ["L1", "DRAM"]  # sysfs silent: L1 at 4 KiB
 
 
 # --- cache.page-cache: device / cache >= 10 supported, <= 3 refuted ------------------------------
@@ -272,10 +321,11 @@ def test_ladder_with_a_cache_server_row():
 
 
 def test_ladder_rows_say_what_they_measure_from_the_facts():
-    rows = {row: why for row, (_x, why) in cache.level_points(SYSFS_OTHER, XS).items()}
-    d = ladder(facts={**NO_SERVER, "rows": rows})
+    rows = {row: why for row, (_x, why) in _cache_ladder.level_points(SYSFS_OTHER, XS).items()}
+    d = ladder(facts={**NO_SERVER, "rows": rows, "page_cache_file_kib": {"value": 196608}})
     what = {r["layer"]: r.get("what") for r in d.evidence["table"]}
-    assert "inside L2 (2 MiB)" in what["L2"] and "max_mib" in what["DRAM"]
+    assert "inside L2 (2 MiB)" in what["L2"] and "largest cache" in what["DRAM"]
+    assert "192 MiB cached file" in what["page-cache-hit"] and "DRAM" in what["page-cache-hit"]
     # a host whose sysfs reports no L2 nor L3: those rows say why they are missing
     d = ladder(facts={"caches": SYSFS_OTHER[:1], "cache_server": None}, L2=None, L3=None)
     table = {r["layer"]: r for r in d.evidence["table"]}
@@ -289,9 +339,9 @@ def test_ladder_refuted_on_an_inversion(override):
     assert "inverted" in d.reason
 
 
-@pytest.mark.parametrize("override,reason", [({"L3": 5.0}, Reason.BETWEEN), ({"cache-server": 65_000.0}, Reason.NOISY)])
+@pytest.mark.parametrize("override,reason", [({"L3": 5.0}, Reason.BETWEEN), ({"cache-server": 61_500.0}, Reason.NOISY)])
 def test_ladder_inconclusive_when_a_step_is_small(override, reason):
-    d = ladder(**override)  # 1.25x: in order, but not 1.5x apart; 0.92x: inverted, but within its CI
+    d = ladder(**override)  # 1.25x: in order, but not 1.5x apart; 0.98x: inverted, but within its CI
     assert d.outcome is Outcome.INCONCLUSIVE and d.inconclusive is reason, d
 
 
@@ -307,7 +357,9 @@ def test_ladder_plan_looks_for_the_cache_server(monkeypatch):
     monkeypatch.setattr(cache, "cache_server", lambda: None)
     plan = c.plan(settings())
     names = [s.name for s in plan.series]
-    assert names == ["L1", "L2", "L3", "DRAM", "page-cache-hit", "device", "dict-lookup"]
+    assert names == ["L1", "L2", "L3", "DRAM", "page-cache-hit", "page-cache-hot", "device", "dict-lookup"]
+    hit = next(s for s in plan.series if s.name == "page-cache-hit").argv(None)
+    assert "--variant=cached-random" in hit and f"--file-kib={2 * 96 * 1024}" in hit  # twice the largest cache
     assert plan.facts["cache_server"] is None and plan.facts["caches"] == SYSFS_OTHER
     assert set(plan.facts["rows"]) == {"L1", "L2", "L3", "DRAM"}
     monkeypatch.setattr(cache, "cache_server", lambda: (6379, "redis"))

@@ -13,7 +13,7 @@ from typing import Any, Mapping
 
 from perflab.core.claim import Evidence
 from perflab.core.record import Decision, Outcome
-from perflab.decide import stats, steps
+from perflab.decide import blocked, steps
 from perflab.decide.rules import combined_reason, decision, unmeasurable
 from perflab.core.rule import Rule
 
@@ -22,7 +22,7 @@ MIN_SET = 4 * KIB
 HALF_OCTAVES_BELOW = 8 * MIB  # 1.5 x 2^k points below this, powers of two above
 
 LAYERS = ("L1", "L2", "L3", "DRAM", "page-cache-hit", "cache-server", "device")
-BESIDE = ("dict-lookup",)
+BESIDE = ("dict-lookup", "page-cache-hot")
 # the loopback cache servers cache.ladder's plan looks for: (port, kernel variant, name,
 # the protocol's ping and the start of its answer)
 SERVERS = ((11211, "memcached", "memcached", b"version\r\n", b"VERSION"),
@@ -89,11 +89,13 @@ def ladder_notes(facts: Mapping[str, Any]) -> dict[str, str]:
 
 def ladder_what(facts: Mapping[str, Any]) -> dict[str, str]:
     """What each row measures (the DRAM row's size follows --param max_mib)."""
-    what = {row: f"pointer chase, {why}" for row, why in (facts.get("rows") or {}).items() if row != "DRAM"}
-    what["DRAM"] = "pointer chase over the largest working set (--param max_mib, default 512 MiB)"
+    what = {row: f"pointer chase, {why}" for row, why in (facts.get("rows") or {}).items()}
     server = facts.get("cache_server")
+    file_kib = (facts.get("page_cache_file_kib") or {}).get("value")
+    file_text = f"a {steps.human_bytes(file_kib * KIB)} cached file" if file_kib else "a cached file"
     what.update({
-        "page-cache-hit": "4 KiB pread of a cached file page",
+        "page-cache-hit": f"4 KiB pread of a page drawn at random over {file_text} (its pages come from DRAM)",
+        "page-cache-hot": "4 KiB pread of the same cached page again and again (L1/L2 and the system call)",
         "cache-server": f"4 KiB GET from {server_note(server)} (TCP loopback)" if server else "",
         "device": "4 KiB pread after eviction (checked with mincore), readahead off",
         "dict-lookup": "Python dict lookup (1,000 str keys), in-process",
@@ -118,9 +120,8 @@ def ladder_decide(ev: Evidence, rule: Rule) -> Decision:
             row["what"] = what[name]
         if i:
             prev = present[i - 1]
-            try:
-                est = stats.ratio_of_medians(series[name].points[None], series[prev].points[None],
-                                             conf=ev.conf, n_boot=ev.n_boot, rng=ev.rng)
+            try:  # round by round: both layers measured in every round
+                est = blocked.ratio_ci(series[name].points[None], series[prev].points[None], ev.conf)
             except ValueError as exc:
                 return unmeasurable(rule, str(exc))
             row["factor_over_previous"] = {"value": est.value, "ci": [est.lo, est.hi], "previous": prev}
@@ -129,10 +130,11 @@ def ladder_decide(ev: Evidence, rule: Rule) -> Decision:
     for name in LAYERS:
         if name not in present:
             table.append({"layer": name, "median_ns": None, "not measured": notes.get(name, "not measured here")})
+    outside = {"dict-lookup": "an in-process cache", "page-cache-hot": "a hot page, served from the CPU caches"}
     for name in BESIDE:
         if name in series and series[name].points.get(None):
             table.append({"layer": name, "median_ns": median(series[name].points[None]),
-                          "outside the order": "an in-process cache", **({"what": what[name]} if name in what else {})})
+                          "outside the order": outside[name], **({"what": what[name]} if name in what else {})})
     evidence = {"table": table}
     if not factors:
         d = unmeasurable(rule, "fewer than 2 layers measured")

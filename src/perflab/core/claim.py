@@ -48,6 +48,12 @@ class SeriesSpec:
     timeout_s: float = 60.0
     # more series read from the same processes: (name, unit, record -> sample)
     derived: tuple[tuple[str, str, Callable[[dict[str, Any]], float]], ...] = ()
+    # x -> how many rounds (the first ones) measure it; None: every round. For points that
+    # are dear to take (a working set of gigabytes) and whose effect is large
+    rounds_at: Callable[[Any], int | None] | None = None
+    # a sweep that goes on until its curve says it may stop: after each round, (the curve
+    # so far, its kernel records by x) -> more x to measure (caught up on the rounds done)
+    extend: Callable[[Curve, Mapping[Any, list[dict[str, Any]]]], tuple[Any, ...]] | None = None
 
 
 @dataclass

@@ -32,6 +32,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from perflab.core.claim import Samples
 from perflab.decide.stats import Estimate
 
 TRIM = 0.2  # Yuen's trimming proportion (Wilcox's recommended default)
@@ -154,6 +155,16 @@ def _log_mean(values: Sequence[float]) -> float:
     if min(values) <= 0:
         raise ValueError(f"a sample is {min(values):g} <= 0: no logarithm")
     return math.fsum(math.log(v) for v in values) / len(values)
+
+
+def pool(groups: Sequence[Sequence[float]]) -> list[float]:
+    """Several points' samples as one, each keeping its round (a plateau's points: per
+    round, their geometric mean)."""
+    values, rounds = [], []
+    for g in groups:
+        values += list(g)
+        rounds += _rounds(g) if getattr(g, "rounds", None) is not None else [None] * len(g)
+    return Samples(values, rounds)
 
 
 def paired_log_ratios(a: Sequence[float], b: Sequence[float]) -> list[float]:

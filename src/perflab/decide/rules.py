@@ -129,11 +129,17 @@ def exact_rule(checks: list[Check], rule: Rule) -> Decision:
                     rule_version=rule.version)
 
 
-def capped(d: Decision, cap: Mapping[str, Any] | None, block: Outcome) -> Decision:
+def capped(d: Decision, cap: Mapping[str, Any] | None, block: Outcome, undecided_too: bool = False) -> Decision:
     """A plan the host cut short (``cap``: the plan's facts' ``capped``, naming the limit,
     its value and why) may not give the outcome the cut could fake: that outcome becomes
     inconclusive, reason ``capped`` (CLAIMS.md: "a capped plan may support a claim but never
-    refute it when the cap could hide the effect")."""
+    refute it when the cap could hide the effect"). ``undecided_too``: an inconclusive
+    answer is then the cap's doing as well (the plan never reached what decides)."""
+    if cap and undecided_too and d.outcome is Outcome.INCONCLUSIVE:
+        d.inconclusive = Reason.CAPPED
+        d.reason = "; ".join(r for r in (d.reason, f"capped: {cap.get('limit')} = {cap.get('value')} "
+                                         f"({cap.get('why')})") if r)
+        return d
     if not cap or d.outcome is not block:
         return d
     d.reason = "; ".join(r for r in (d.reason, f"the rule alone said {block.value}, but the plan was capped: "

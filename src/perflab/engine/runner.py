@@ -70,11 +70,17 @@ def rerun_command(claim: Claim, settings: Settings) -> str:
     return " ".join(shlex.quote(p) for p in parts)
 
 
-def _units(specs: list[SeriesSpec], aa: tuple[str, Any] | None, aa_per_round: int) -> list[list[_Job]]:
-    """A round's jobs in the units it is shuffled in: each point alone, each A/A pair
+def _active(spec: SeriesSpec, x: Any, rnd: int) -> bool:
+    limit = spec.rounds_at(x) if spec.rounds_at else None
+    return limit is None or rnd < limit
+
+
+def _units(specs: list[SeriesSpec], xs_of: dict[str, list[Any]], aa: tuple[str, Any] | None, aa_per_round: int,
+           rnd: int) -> list[list[_Job]]:
+    """Round ``rnd``'s jobs in the units it is shuffled in: each point alone, each A/A pair
     back to back (A B, then B A for the next pair: an ABBA order, so that a drift within
     the round hits both sets alike)."""
-    units = [[_Job(spec, x, spec.name)] for spec in specs for x in spec.xs]
+    units = [[_Job(spec, x, spec.name)] for spec in specs for x in xs_of[spec.name] if _active(spec, x, rnd)]
     if aa:
         spec = next(s for s in specs if s.name == aa[0])
         for k in range(aa_per_round):
@@ -139,45 +145,69 @@ def run_claim(
         aa_spec = next(s for s in specs if s.name == aa[0])
         for name in (AA_A, AA_B):
             curves[name] = Curve(name, aa_spec.x, aa_spec.unit, "control")
-    units = _units(specs, aa, claim.aa_per_round or budget.aa_per_round)
+    per_round = claim.aa_per_round or budget.aa_per_round
+    xs_of = {s.name: list(s.xs) for s in specs}
     order_rng = judge.claim_rng(settings.seed, claim.id, "order")
     samples: list[Sample] = []
-    planned = sum(len(u) for u in units) * budget.looks[-1]
+    records: dict[str, dict[Any, list[dict[str, Any]]]] = {s.name: {} for s in specs}
+    planned = sum(len(u) for u in _units(specs, xs_of, aa, per_round, 0)) * budget.looks[-1]
     done = rounds = reused = 0
     conf = budget.conf_at_look()
     decision, controls = None, []
     looks_taken = []
     uses: dict[tuple[str, ...], int] = {}
+
+    def take(job: _Job, rnd: int) -> Verdict | None:
+        """One fresh process for ``job`` in round ``rnd``; a verdict if it ends the claim."""
+        nonlocal reused, done
+        argv = job.spec.argv(job.x)
+        index = uses.get(tuple(argv), 0)
+        uses[tuple(argv)] = index + 1
+        record = cache.get(argv, index) if cache else None
+        try:
+            if record is None:
+                record = measure(argv, job.spec.timeout_s)
+                if cache:
+                    cache.put(argv, record)
+            else:
+                reused += 1
+        except KernelUnsupported as exc:
+            return _base(claim, settings, Outcome.SKIPPED, f"skipped: {exc}", t0)
+        except KernelFailed as exc:
+            return _failed(claim, settings, exc, t0, argv)
+        value = float(job.spec.value(record))
+        curves[job.series].add(job.x, value, rnd)
+        if job.series == job.spec.name:  # not for the A/A sets
+            records[job.spec.name].setdefault(job.x, []).append(record)
+            for name, _unit, fn in job.spec.derived:
+                curves[name].add(job.x, float(fn(record)), rnd)
+        samples.append(Sample(job.series, job.x, rnd, value, record, process.pinned_cpu(argv)))
+        done += 1
+        if progress:
+            progress(claim.id, done, planned, f"round {rnd + 1}/{budget.looks[-1]}")
+        return None
+
     for look in budget.looks:
         while rounds < look:
-            order = units[:]
+            order = _units(specs, xs_of, aa, per_round, rounds)
             order_rng.shuffle(order)
             for job in (j for unit in order for j in unit):
-                argv = job.spec.argv(job.x)
-                index = uses.get(tuple(argv), 0)
-                uses[tuple(argv)] = index + 1
-                record = cache.get(argv, index) if cache else None
-                try:
-                    if record is None:
-                        record = measure(argv, job.spec.timeout_s)
-                        if cache:
-                            cache.put(argv, record)
-                    else:
-                        reused += 1
-                except KernelUnsupported as exc:
-                    return _base(claim, settings, Outcome.SKIPPED, f"skipped: {exc}", t0)
-                except KernelFailed as exc:
-                    return _failed(claim, settings, exc, t0, argv)
-                value = float(job.spec.value(record))
-                curves[job.series].add(job.x, value, rounds)
-                if job.series == job.spec.name:  # not for the A/A sets
-                    for name, _unit, fn in job.spec.derived:
-                        curves[name].add(job.x, float(fn(record)), rounds)
-                samples.append(Sample(job.series, job.x, rounds, value, record, process.pinned_cpu(argv)))
-                done += 1
-                if progress:
-                    progress(claim.id, done, planned, f"round {rounds + 1}/{budget.looks[-1]}")
+                ended = take(job, rounds)
+                if ended:
+                    return ended
             rounds += 1
+            for spec in (s for s in specs if s.extend):  # a sweep that goes on until its curve levels off
+                while True:
+                    more = [x for x in spec.extend(curves[spec.name], records[spec.name]) if x not in xs_of[spec.name]]
+                    if not more:
+                        break
+                    for x in more:
+                        xs_of[spec.name].append(x)
+                        for rnd in range(rounds):  # caught up on the rounds done: every block stays whole
+                            if _active(spec, x, rnd):
+                                ended = take(_Job(spec, x, spec.name), rnd)
+                                if ended:
+                                    return ended
         ev = Evidence(curves, facts, conf, budget.n_boot, judge.look_rng(settings.seed, claim.id, rounds))
         decision, controls = judge.evaluate(claim, ev, aa)
         looks_taken.append({"round": rounds, "outcome": decision.outcome.value,
