@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from statistics import median
 from typing import Any
 
@@ -13,8 +14,9 @@ def per_op(record: dict[str, Any]) -> float:
 
 def log_sweep(nmax: int) -> tuple[int, ...]:
     """1, 10, 100, ... below nmax/10, then nmax/10, nmax/5, nmax/2, nmax: at least
-    four points in the top decade, where the growth exponent is fitted (CLAIMS.md)."""
-    top = sorted({max(1, round(nmax / d)) for d in (10, 5, 2, 1)})
+    four points in the top decade, where the growth exponent is fitted (CLAIMS.md), each
+    rounded up so that none falls below nmax/10."""
+    top = sorted({max(1, math.ceil(nmax / d)) for d in (10, 5, 2, 1)})
     lows, p = [], 1
     while p < top[0]:
         lows.append(p)

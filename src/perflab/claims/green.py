@@ -288,11 +288,6 @@ CLAIMS = [
         plan=_asyncio_plan,
         decide=_asyncio_decide,
         aa=("asyncio", None),
-        # a Python process here runs the asyncio loop at ~1.8 or ~3.0 us per switch for its
-        # whole life (24 processes in a row: 18 18 19 27 29 30 20 ... in 100s of ns), the slow
-        # ones clustered in time, so 3 A/A pairs per round gave a 90% CI as wide as
-        # [0.82, 1.01]; 8 per round (as lib.allocator-scaling) for ~7 s more
-        aa_per_round=8,
         positive=same_cpu_control,
     ),
 ]

@@ -15,7 +15,7 @@ from __future__ import annotations
 from statistics import median
 from typing import Any, Mapping
 
-from perflab.claims._common import log_sweep, nearest, per_op, timing_args
+from perflab.claims._common import log_sweep, per_op, timing_args
 from perflab.core.claim import Claim, Evidence, Plan, SeriesSpec, Settings
 from perflab.core.params import Param
 from perflab.core.record import Decision, Outcome
@@ -197,7 +197,10 @@ def spin_control(ev: Evidence):
 
 
 def aa_point(settings: Settings) -> int:
-    return nearest(log_sweep(nmax(settings)), 1000)
+    """The A/A where the decision lives (issue 11, "control what decides"): the lowest
+    point of the top decade, over which the exponent is fitted."""
+    xs = log_sweep(nmax(settings))
+    return min(x for x in xs if x >= max(xs) / 10)
 
 
 def _linear_claim(claim_id: str, call: str, walker: str) -> Claim:

@@ -258,11 +258,6 @@ CLAIMS = [
         plan=_plan,
         decide=_decide,
         params=(CALLS,),
-        aa=("syscall-getppid", None),
-        # a getppid process takes a few ms; on this VM their values spread 1.3-1.4x (p90/p10)
-        # in slow stretches of the host and 3 A/A pairs per round failed the A/A in 3 test
-        # runs of 3, so 8 per round (under 3 s more at the default budget)
-        aa_per_round=8,
         positive=probe_control,
         derive=_derive,
     ),

@@ -169,8 +169,9 @@ class Claim:
     observe: ObserveFn | None = None
     judge: JudgeFn | None = None
     params: tuple[Param, ...] = ()
-    # A/A negative control: (series name, x), x either a value or a function of Settings
-    aa: tuple[str, Any] | None = None
+    # A/A negative control: (series name, x), x a value or a function of Settings; or a
+    # function of Settings giving the pair
+    aa: Any = None
     # A/A processes per set per round, where the budget's default is too few for a
     # measurement whose processes vary a lot (e.g. whole-process host interference)
     aa_per_round: int | None = None
@@ -211,8 +212,12 @@ class Claim:
         return {p.name: p.default for p in self.params}
 
     def aa_config(self, settings: Settings) -> tuple[str, Any] | None:
+        """(series, x) of the A/A control; ``aa`` may give x, or the pair, as a function of
+        the settings."""
         if self.aa is None:
             return None
+        if callable(self.aa):
+            return self.aa(settings)
         name, x = self.aa
         return name, (x(settings) if callable(x) else x)
 
