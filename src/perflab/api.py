@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import secrets
+from dataclasses import replace
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
 from perflab import __version__
@@ -70,7 +71,7 @@ class Run:
 
     def __init__(self, selectors: Iterable[str] = (), *, budget: str = "default", seed: int | None = None,
                  params: Mapping[str, Any] | None = None, cpu: int | None = None, db: str | os.PathLike | None = None,
-                 save: bool = True, argv: list[str] | None = None):
+                 save: bool = True, argv: list[str] | None = None, rerun_unsteady: bool = True):
         if budget not in BUDGETS:
             raise UsageError(f"unknown budget {budget!r} (known: {', '.join(sorted(BUDGETS))})")
         if seed is not None and not 0 <= seed < 2**63:
@@ -84,6 +85,7 @@ class Run:
         self.facts = host_facts.collect()
         self.host = Host.from_json(self.facts)
         self.run_id = new_run_id()
+        self.rerun_unsteady = rerun_unsteady
         self.verdicts: list[Verdict] = []
         self.stored = 0
         if self.store:
@@ -98,26 +100,60 @@ class Run:
                 on_verdict: Callable[[Verdict], None] | None = None) -> Iterator[Verdict]:
         """Each claim in turn. A verdict is stored before anything is shown of it; when the
         database refuses it, ``on_verdict`` still gets it (it is not lost) and then the
-        refusal is raised."""
+        refusal is raised. A claim whose A/A control failed (the machine was not steady
+        enough for it at that moment) is measured once more at the end of the run, with
+        the next seed; its verdict is that second attempt's, the first kept in its
+        evidence (``first_attempt``), and it is shown then."""
         cache = runner.SampleCache()
+        again: list[tuple[int, Claim]] = []
         for index, claim in enumerate(self.claims, 1):
             if on_start:
                 on_start(index, len(self.claims), claim)
-            v = runner.run_claim(claim, self.settings(claim), progress=on_progress, cache=cache)
-            v.host, v.run_id, v.perflab_version = self.host, self.run_id, __version__
+            v = self._run(claim, self.settings(claim), cache, on_progress)
             self.verdicts.append(v)
-            refused = None
-            if self.store:
-                try:
-                    self.store.save_verdict(self.run_id, v)
-                    self.stored += 1
-                except PerflabError as exc:
-                    refused = exc
-            if on_verdict:
-                on_verdict(v)
-            if refused is not None:
-                raise refused
-            yield v
+            if self.rerun_unsteady and _aa_failed(v):
+                self._store(v)  # kept, should the run stop before the second attempt
+                again.append((len(self.verdicts) - 1, claim))
+                continue
+            yield self._keep(v, on_verdict)
+        for slot, claim in again:
+            if on_start:
+                on_start(slot + 1, len(self.claims), claim)
+            first = self.verdicts[slot]
+            settings = replace(self.settings(claim), seed=(self.seed + 1) % 2**63)
+            v = self._run(claim, settings, None, on_progress)
+            v.evidence["first_attempt"] = {"outcome": first.outcome.value, "reason": first.reason.value
+                                           if first.reason else None, "summary": first.summary,
+                                           "controls": {c.name: c.to_json() for c in first.controls},
+                                           "rerun": first.rerun}
+            self.verdicts[slot] = v
+            yield self._keep(v, on_verdict, replace_stored=True)
+
+    def _run(self, claim: Claim, settings: Settings, cache, on_progress) -> Verdict:
+        v = runner.run_claim(claim, settings, progress=on_progress, cache=cache)
+        v.host, v.run_id, v.perflab_version = self.host, self.run_id, __version__
+        return v
+
+    def _store(self, v: Verdict, replace_stored: bool = False) -> PerflabError | None:
+        if not self.store:
+            return None
+        try:
+            if replace_stored:
+                self.store.replace_verdict(self.run_id, v)
+            else:
+                self.store.save_verdict(self.run_id, v)
+                self.stored += 1
+        except PerflabError as exc:
+            return exc
+        return None
+
+    def _keep(self, v: Verdict, on_verdict, replace_stored: bool = False) -> Verdict:
+        refused = self._store(v, replace_stored)
+        if on_verdict:
+            on_verdict(v)
+        if refused is not None:
+            raise refused
+        return v
 
     def finish(self, status: str) -> None:
         """complete, interrupted or failed; raises if the database refuses it."""
@@ -127,6 +163,10 @@ class Run:
     def close(self) -> None:
         if self.store:
             self.store.close()
+
+
+def _aa_failed(v: Verdict) -> bool:
+    return any(c.kind == "negative" and c.passed is False for c in v.controls)
 
 
 def run(selectors: Iterable[str] = (), *, budget: str = "default", seed: int | None = None,

@@ -32,6 +32,8 @@ def add_parser(sub) -> None:
     p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                    help="set a claim parameter (applies to every selected claim that has it)")
     p.add_argument("--cpu", type=int, help="CPU to pin kernels to (default: the last one allowed)")
+    p.add_argument("--no-rerun", action="store_true",
+                   help="do not measure a claim once more at the end of the run when its A/A control failed")
     p.add_argument("--samples", action="store_true",
                    help="with --json: every point's raw samples and every kernel record (a record that can be "
                         "imported and decided again elsewhere)")
@@ -107,7 +109,7 @@ class _Progress:
 
 def run(args) -> int:
     r = Run(args.selectors, budget=args.budget, seed=args.seed, params=param_items(args.param), cpu=args.cpu,
-            db=args.db, argv=sys.argv[1:])
+            db=args.db, argv=sys.argv[1:], rerun_unsteady=not args.no_rerun)
     progress = None
     status = "interrupted"  # unless it completes, or fails below
     done = 0

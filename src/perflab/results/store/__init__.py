@@ -199,13 +199,13 @@ class Store:
 
     # ---- verdicts ----------------------------------------------------------------------
 
-    def save_verdict(self, run_id: str, v: Verdict) -> None:
-        """One verdict and its raw samples, in one transaction. The record keeps each
-        point's samples; the kernel records go to the samples table."""
+    def _verdict_rows(self, run_id: str, v: Verdict) -> list[tuple[str, tuple | list]]:
+        """The statements that store one verdict: the record keeps each point's samples;
+        the kernel records go to the samples table."""
         rec = v.to_json(samples=False)
         rec["series"] = [s.to_json(samples=True) for s in v.series]
         rec["run_id"] = run_id
-        self._write([
+        return [
             ("INSERT INTO results (run_id, claim, outcome, summary, source_hash, duration_s, record, schema_version,"
              " rule_version, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
              (run_id, v.claim, v.outcome.value, v.summary, v.source_hash, round(v.duration_s, 3), json.dumps(rec),
@@ -213,7 +213,18 @@ class Store:
             ("INSERT INTO samples (run_id, claim, series, x, round, value, record, cpu) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
              [(run_id, v.claim, s.series, json.dumps(s.x), s.round, s.value, json.dumps(s.record), s.cpu)
               for s in v.samples]),
-        ])
+        ]
+
+    def save_verdict(self, run_id: str, v: Verdict) -> None:
+        """One verdict and its raw samples, in one transaction."""
+        self._write(self._verdict_rows(run_id, v))
+
+    def replace_verdict(self, run_id: str, v: Verdict) -> None:
+        """A claim measured again in the same run (its A/A failed the first time): the new
+        verdict and samples take the place of the first attempt's, in one transaction."""
+        self._write([("DELETE FROM samples WHERE run_id = ? AND claim = ?", (run_id, v.claim)),
+                     ("DELETE FROM results WHERE run_id = ? AND claim = ?", (run_id, v.claim)),
+                     *self._verdict_rows(run_id, v)])
 
     def _verdict(self, run_id: str, claim: str, text: str) -> Verdict:
         try:
