@@ -4,7 +4,6 @@ process started is a fake cow kernel, to see drive_cow's failures)."""
 
 from __future__ import annotations
 
-import random
 import stat
 
 import pytest

@@ -18,7 +18,7 @@ import pytest
 from perflab.core.claim import Curve, Evidence, Settings
 from perflab.core.params import BUDGETS
 from perflab.core.record import Decision, Outcome, Verdict
-from perflab.engine import judge, registry
+from perflab.engine import judge, registry, rejudge
 
 CLAIMS = registry.all_claims()
 MEASURED = [c for c in CLAIMS if not c.structural]
@@ -101,7 +101,9 @@ def test_a_stored_run_decided_again_gives_its_answer_without_io(claim, quick_rec
     rec = quick_records[claim.id]
     stored = Verdict.from_json(rec)
     with no_io():
-        again = judge.decide_again(claim, stored)
+        result = rejudge.rejudge([stored], {claim.id: claim})[0]
+        again = result.new
+    assert result.basis in ("samples", "as recorded"), result.note
     assert (again.outcome, again.reason) == (stored.outcome, stored.reason), (again.summary, stored.summary)
     if stored.decision:
         assert (again.decision.value, again.decision.ci) == (stored.decision.value, stored.decision.ci)

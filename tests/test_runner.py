@@ -270,26 +270,30 @@ def test_a_stored_verdict_decides_again_to_the_same_answer():
     """Deciding is pure: the record (with its samples) decided again gives the same
     decision, value and CI, and a JSON round trip changes nothing."""
     from perflab.core.record import Verdict
-    from perflab.engine import judge
+    from perflab.engine import rejudge
 
     for model, cid in ((LINEAR, "io.select-linear"), ({"select": lambda n: 450 + 120 * n**0.65}, "io.select-linear"),
                        ({"epoll-lt": lambda n: 420.0, "spin": lambda n: 1 + 1.1 * n}, "io.epoll-flat")):
         v = runner.run_claim(claim(cid), settings(), measure=FakeIomux(model))
         stored = Verdict.from_json(__import__("json").loads(__import__("json").dumps(v.to_json(samples=True))))
-        again = judge.decide_again(claim(cid), stored)
+        result = rejudge.decide_again(claim(cid), stored)
+        again = result.new
+        assert result.basis == "samples" and not result.changed
         assert (again.outcome, again.reason, again.decision.value, again.decision.ci) == \
                (v.outcome, v.reason, v.decision.value, v.decision.ci)
         assert [c.to_json() for c in again.controls] == [c.to_json() for c in v.controls]
 
 
-def test_deciding_again_needs_the_samples():
+def test_without_its_samples_a_record_is_decided_from_its_points_and_says_so():
     from perflab.core.record import Verdict
-    from perflab.engine import judge
+    from perflab.engine import rejudge
 
-    v = runner.run_claim(claim("io.select-linear"), settings(), measure=FakeIomux(LINEAR))
+    v = runner.run_claim(claim("io.select-linear"), settings("default"), measure=FakeIomux(LINEAR))
     bare = Verdict.from_json(v.to_json(samples=False))
-    with pytest.raises(judge.NotDecidable, match="raw samples"):
-        judge.decide_again(claim("io.select-linear"), bare)
+    result = rejudge.decide_again(claim("io.select-linear"), bare)
+    assert result.basis == "points" and "approximate" in result.note
+    assert result.new.outcome is v.outcome  # a clear effect stays clear
+    assert abs(result.new.decision.value - v.decision.value) < 0.05
 
 
 def test_the_aa_control_sits_in_the_top_decade_where_the_exponent_is_fitted():

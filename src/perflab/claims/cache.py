@@ -122,6 +122,18 @@ def _cpu_ladder_plan(settings: Settings) -> Plan:
                             rounds_at=rounds_at(facts), extend=extender(facts, CPU_LADDER))], facts)
 
 
+def recorded_sweep_facts(v) -> dict[str, Any]:
+    """An older record's sweep facts: from the host it ran on, as its plan reads them."""
+    budget = next((p for p in ("quick", "rigorous") if f"--budget {p}" in v.rerun), "default")
+    caches = list(v.host.caches or [])
+    return {"caches": caches, **sweep_facts(caches, v.host.mem_available_bytes, budget, CPU_LADDER)}
+
+
+def recorded_storage_facts(v) -> dict[str, Any]:
+    """An older record's storage description: its rule's evidence kept it."""
+    return {"storage": dict((v.evidence.get("rule") or {}).get("storage") or {})}
+
+
 def _cpu_ladder_aa(settings: Settings) -> int:
     """The A/A inside the ladder, not on its L1 plateau (issue 11, "control what decides"),
     and in the middle of a plateau, not on an edge where a process's page placement
@@ -254,6 +266,7 @@ CLAIMS = [
         rule=CPU_LADDER,
         plan=_cpu_ladder_plan,
         decide=cpu_ladder_decide,
+        recorded_facts=recorded_sweep_facts,
         params=(MAX_MIB,),
         aa=("chase", _cpu_ladder_aa),
     ),
@@ -276,6 +289,7 @@ CLAIMS = [
         rule=PAGE_CACHE,
         plan=_page_cache_plan,
         decide=page_cache_decide,
+        recorded_facts=recorded_storage_facts,
         aa=("cached", None),
     ),
     Claim(
@@ -319,6 +333,8 @@ CLAIMS = [
         rule=LADDER,
         plan=_ladder_plan,
         decide=ladder_decide,
+        plan_changed={2: "revision 2 measures the page-cache hit at random pages of a file twice the largest cache "
+                         "(from DRAM), where version 1 re-read a few hot pages"},
         params=(MAX_MIB,),
         # the A/A on a layer of the ladder's middle (the L1 row is too steady to tell anything)
         aa=lambda settings: ("L2" if "L2" in level_points(host_caches(settings), base_sizes(ladder_sweep(settings)))

@@ -143,6 +143,17 @@ def nothing_to_compare(facts: Mapping[str, Any]) -> str | None:
             + (f" (apt-get install {' '.join(missing.values())})" if missing else ""))
 
 
+def recorded_scaling_facts(v) -> dict[str, Any]:
+    """An older record's facts: the allocators it measured beside glibc (its series), the
+    packages it named for the others (its evidence) and T (its decision's cores)."""
+    derived = v.evidence.get("derived") or {}
+    measured = {s.name[: -len(" thread-local")] for s in v.series if s.name.endswith(" thread-local")} - {"glibc"}
+    found = dict(derived.get("allocators_found") or {a: a for a in measured})
+    missing = {k: str(cmd).split()[-1] for k, cmd in (derived.get("not_installed") or {}).items()}
+    cores = (v.decision.thresholds.get("cores") if v.decision else None) or len(v.host.cpus_allowed or []) or 1
+    return {"cores": int(cores), "allocators_found": found, "missing_packages": missing}
+
+
 def _plan_scaling(settings: Settings) -> Plan:
     cores = cpus_allowed(settings.host)
     ms = int(settings.params.get("ms", RUN_MS.default))
@@ -332,6 +343,7 @@ CLAIMS = [
         plan=_plan_scaling,
         decide=decide_scaling,
         skip=nothing_to_compare,
+        recorded_facts=recorded_scaling_facts,
         params=(RUN_MS,),
         aa=("glibc thread-local", 1),
         positive=preload_control,

@@ -20,9 +20,9 @@ from perflab.core.safe import safe
 def _commands() -> tuple:
     """The subcommand modules (rich, sqlite3...), imported here so that entry() can
     report an import that fails (ulimit -v) in one line."""
-    from perflab.cli import history, inspect, listing, run, schema, show, trace
+    from perflab.cli import history, inspect, listing, rejudge, run, schema, show, trace
 
-    return (listing, run, show, history, inspect, trace, schema)
+    return (listing, run, show, history, rejudge, inspect, trace, schema)
 
 
 class Parser(argparse.ArgumentParser):
@@ -65,6 +65,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         _say("perflab: interrupted")
         return 130
+    except MemoryError:  # an address-space limit met while a command loads its modules or runs
+        _say("perflab: out of memory (MemoryError; is ulimit -v too small?)")
+        return 1
     except BrokenPipeError:
         # the reader went away (| head): stop, say so, and keep Python's exit-time flush
         # of stdout from failing again (docs.python.org, signal: "Note on SIGPIPE")

@@ -180,6 +180,12 @@ class Claim:
     # why the plan's facts leave nothing to compare (no second allocator, no Go toolchain):
     # then the claim is skipped with that reason and the fix, live and when decided again
     skip: Callable[[Mapping[str, Any]], str | None] | None = None
+    # an older record (version 1) has no plan facts: what the plan would have found, read
+    # back from the record (its host, its evidence), for deciding it again
+    recorded_facts: Callable[[Any], dict[str, Any]] | None = None
+    # rule version -> how the plan has measured differently since: a record decided by an
+    # older version cannot be decided again (perflab rejudge keeps it, with this reason)
+    plan_changed: Mapping[int, str] | None = None
     # figures derived from the curves for the evidence (ratios, per-event costs); pure
     derive: Callable[[Evidence], dict[str, Any]] | None = None
     # files beyond the claim's module, its imports and its kernel whose text defines the

@@ -13,11 +13,9 @@ import json
 import random
 from typing import Any, Mapping
 
-from perflab.core.claim import Claim, Curve, Evidence
+from perflab.core.claim import Claim, Evidence
 from perflab.core.record import ACTIONS, Control, Decision, Outcome, Reason, Verdict
 from perflab.decide import controls as ctl
-from perflab.decide.rules import exact_rule
-from perflab.decide.summary import curve_of
 
 AA_A, AA_B = "a/a:A", "a/a:B"
 
@@ -102,55 +100,6 @@ def settle_structural(v: Verdict, decision: Decision, controls: list[Control], c
     held = int(decision.value or 0)
     head = outcome.value + (f" ({v.reason.value})" if v.reason else "")
     v.summary = f"{head}: {held} of {checks} checks hold" + (f"; {why}" if why else "")
-
-
-# ---- deciding a stored record again --------------------------------------------------------
-
-
-class NotDecidable(ValueError):
-    """A record that cannot be decided again (the message says why)."""
-
-
-def evidence_of(claim: Claim, v: Verdict) -> Evidence:
-    """The evidence a stored measured verdict was decided on, at its last look."""
-    if not v.has_samples:
-        raise NotDecidable("the record carries no raw samples (record version 1, or --json without --samples)")
-    ev = v.evidence
-    curves: dict[str, Curve] = {s.name: curve_of(s) for s in v.series}
-    try:
-        seed, rounds = ev["seed"], ev["rounds"]
-        conf, n_boot = ev["conf_per_look"], ev["n_boot"]
-    except KeyError as exc:
-        raise NotDecidable(f"the record lacks evidence.{exc.args[0]}") from None
-    return Evidence(curves, ev.get("facts") or {}, conf, n_boot, look_rng(seed, claim.id, rounds))
-
-
-def decide_again(claim: Claim, v: Verdict) -> Verdict:
-    """A copy of a stored verdict decided again under the claim's current rule."""
-    new = Verdict.from_json(v.to_json(samples=True))
-    if v.outcome in (Outcome.SKIPPED, Outcome.ERROR):
-        return new
-    if claim.structural:
-        observed = v.evidence.get("observed")
-        if observed is None:
-            raise NotDecidable("the record carries no observations (evidence.observed)")
-        checked = claim.judge(observed, claim.rule)
-        decision = exact_rule(checked.checks, claim.rule)
-        new.evidence["checks"] = [c.to_dict() for c in checked.checks]
-        settle_structural(new, decision, checked.controls, len(checked.checks))
-        return new
-    ev = evidence_of(claim, v)
-    lacking = claim.skip(ev.facts) if claim.skip else None
-    if lacking:
-        new.outcome, new.reason, new.action, new.decision, new.controls = Outcome.SKIPPED, None, "", None, []
-        new.summary = f"skipped: {lacking}"
-        return new
-    aa = v.evidence.get("aa")
-    decision, controls = evaluate(claim, ev, tuple(aa) if aa else None)
-    settle(new, decision, controls)
-    if claim.derive:
-        new.evidence["derived"] = derived(claim, ev)
-    return new
 
 
 def derived(claim: Claim, ev: Evidence) -> Mapping[str, Any]:

@@ -41,6 +41,7 @@ BASE_MODULES = ("perflab.engine.runner", "perflab.observe.host")
 NO_EFFECT = (
     "__init__.py", "__main__.py", "api.py",
     "cli/", "results/", "core/schema.py", "engine/registry.py",
+    "engine/rejudge.py",  # decides stored records again; a run never imports it
     "subjects/__init__.py",
 )
 ROOT_INIT = PACKAGE / "__init__.py"  # runs on every import, but only names the public API (lazily)
