@@ -47,6 +47,10 @@ def agrees(rec) -> None:
 @pytest.mark.parametrize("cid", IDS)
 def test_ran_and_controls_passed(cid, recs):
     rec = recs[cid]
+    if cid == "lib.allocator-scaling" and not lib.find_allocators()[0]:
+        # revision 2: nothing to compare glibc with is a skip that says how to install one
+        assert rec["outcome"] == "skipped" and "apt-get install libjemalloc2" in rec["summary"], rec["summary"]
+        return
     assert rec["outcome"] not in ("error", "skipped"), rec["summary"]
     # fork.cow's pagemap control needs root (PFNs); without it the control is unknown
     assert_controls(rec, may_be_unknown=not ROOT and cid == "fork.cow")
@@ -63,8 +67,10 @@ def test_malloc_not_syscall(recs):
 
 def test_allocator_scaling(recs):
     rec = recs["lib.allocator-scaling"]
-    derived = rec["evidence"]["derived"]
     found, missing = lib.find_allocators()
+    if not found:
+        pytest.skip("no allocator but glibc's here: the claim is skipped (asserted above)")
+    derived = rec["evidence"]["derived"]
     assert set(derived["allocators_found"]) == set(found)
     assert all(f"apt-get install {lib.ALLOCATORS[a][1]}" == v for a, v in derived["not_installed"].items())
     assert all(rec["controls"]["preload-verified"]["verified"].values())

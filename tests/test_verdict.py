@@ -284,3 +284,22 @@ def test_the_sweep_stops_at_65536_fds_and_says_why():
                                       host={"rlimit_nofile": {"soft": 1024, "hard": 1 << 20}}))
     assert max(plan.series[0].xs) == 65_536 and "65536" in plan.facts["max_fds"]["source"]
     assert "capped" not in plan.facts
+
+
+# --- a failed positive control always says why (issue 11: none may leave a bare inconclusive)
+@pytest.mark.parametrize("control,expected", [
+    (controls.Control("probe", "positive", False, {"why": "the counter saw nothing"}), "the counter saw nothing"),
+    (controls.Control("probe", "positive", False, {"expected": ">= 1 per round trip", "switches": 0}),
+     "expected >= 1 per round trip; observed switches 0"),
+    (controls.Control("probe", "positive", None, {"reason": "no samples"}), "could not be evaluated (no samples)"),
+    (controls.Control("probe", "positive", False, {}), "failed"),
+])
+def test_a_failed_control_gives_its_reason(control, expected):
+    from perflab.engine.judge import final_outcome
+
+    for said in (Outcome.SUPPORTED, Outcome.REFUTED, Outcome.INCONCLUSIVE):
+        decision = Decision(said, "q", 1.0, (0.9, 1.1), {}, "the rule's words",
+                            inconclusive=Reason.BETWEEN if said is Outcome.INCONCLUSIVE else None)
+        outcome, why, reason = final_outcome(decision, [control])
+        assert (outcome, reason) == (Outcome.INCONCLUSIVE, Reason.CONTROL)
+        assert f"probe: {expected}" in why, why

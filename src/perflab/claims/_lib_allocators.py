@@ -11,6 +11,7 @@ import subprocess
 from typing import Sequence
 
 from perflab.decide import blocked
+from perflab.observe.optional import hidden
 
 ALLOCATORS = {  # name -> (sonames to look for, Debian package that brings it)
     "jemalloc": (("libjemalloc.so.2", "libjemalloc.so"), "libjemalloc2"),
@@ -43,6 +44,9 @@ def find_allocators() -> tuple[dict[str, str], dict[str, str]]:
     cache = _ldconfig()
     found, missing = {}, {}
     for name, (sonames, package) in ALLOCATORS.items():
+        if hidden(name):  # PERFLAB_WITHOUT: as on a host without it
+            missing[name] = package
+            continue
         path = next((cache[s] for s in sonames if s in cache), None)
         if path is None:
             path = next((os.path.join(d, s) for s in sonames for d in LIB_DIRS if os.path.exists(os.path.join(d, s))), None)

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from perflab.observe.optional import hidden
+
 # the subject files this module runs (engine/provenance.py hashes them into every claim
 # that imports it)
 PROVENANCE = ("subjects/pyswitch.py", "subjects/green.go")
@@ -64,7 +66,7 @@ class GoBuild:
 
 
 def go_tool() -> str | None:
-    return shutil.which("go")
+    return None if hidden("go") else shutil.which("go")
 
 
 def unavailable() -> str | None:

@@ -77,6 +77,22 @@ class Control:
     passed: bool | None
     detail: dict[str, Any] = field(default_factory=dict)
 
+    def why(self) -> str:
+        """Why it did not pass, in words (empty when it passed): its own ``why`` or, for one
+        that could not be evaluated, its ``reason``; otherwise what it expected against what
+        it observed, so that no failed control leaves a verdict without a reason."""
+        if self.passed is True:
+            return ""
+        d = self.detail
+        if d.get("why"):
+            return str(d["why"])
+        if self.passed is None:
+            return f"could not be evaluated ({d['reason']})" if d.get("reason") else "could not be evaluated"
+        shown = {k: v for k, v in d.items() if k not in ("expected", "reason") and not isinstance(v, (list, dict))}
+        observed = ", ".join(f"{k} {v}" for k, v in shown.items())
+        expected = f"expected {d['expected']}" if d.get("expected") else "failed"
+        return f"{expected}; observed {observed}" if observed else expected
+
     def to_json(self) -> dict[str, Any]:
         return {"kind": self.kind, "passed": self.passed, **self.detail}
 

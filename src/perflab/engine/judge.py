@@ -55,7 +55,7 @@ def final_outcome(decision: Decision, controls: list[Control]) -> tuple[Outcome,
     never confident; it also takes precedence over the rule's own reason, since the
     measurement it judged is then in doubt."""
     failed = ctl.failed_controls(controls)
-    notes = "; ".join(f"{c.name}: {c.detail['why']}" for c in controls if c.passed is False and c.detail.get("why"))
+    notes = "; ".join(f"{c.name}: {c.why()}" for c in controls if c.passed is not True)
     if failed:
         if decision.outcome.decisive:
             why = f"the rule said {decision.outcome.value}, but control(s) {', '.join(failed)} did not pass"
