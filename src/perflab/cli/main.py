@@ -21,9 +21,9 @@ def _commands() -> tuple:
     """The subcommand modules (rich, sqlite3...), imported here so that entry() can
     report an import that fails (ulimit -v) in one line."""
     from perflab.cli import history, inspect, listing, run, schema, show, trace
-    from perflab.cli import compare, export, imports  # the views and import of issue 12
+    from perflab.cli import compare, export, imports, report  # the views and import of issue 12
 
-    return (listing, run, show, history, inspect, trace, schema, compare, export, imports)
+    return (listing, run, show, history, inspect, trace, schema, report, compare, export, imports)
 
 
 class Parser(argparse.ArgumentParser):
