@@ -173,3 +173,21 @@ def test_json_is_one_object_with_everything(tmp_path):
     r = compared(tmp_path / "x.db", str(INTEL_V1), str(AMD))
     assert set(r) >= {"a", "b", "same_machine", "flips", "quantities", "host_diff", "counts", "band", "conf"}
     assert sum(r["counts"].values()) == len(r["quantities"])
+
+
+@pytest.mark.live
+def test_an_aa_pair_of_real_quick_runs_is_within_noise(db):
+    """Two quick runs of two real claims on this machine, one after the other: nothing
+    moved, unless a claim's own A/A control failed in one of them (a noisy stretch of a
+    shared VM, which its verdict then reports as inconclusive)."""
+    claims = ["space.syscall-in-context", "task.thread-cheaper"]
+    runs = []
+    for seed in ("5", "6"):
+        p = cli("run", *claims, "--quick", "--json", "--seed", seed, "--db", str(db))
+        assert p.returncode == 0, p.stderr
+        runs.append([json.loads(line) for line in p.stdout.splitlines()])
+    noisy = {r["claim"] for run in runs for r in run if any(c["passed"] is False for c in r["controls"].values())}
+    result = compared(db, runs[0][0]["run_id"], runs[1][0]["run_id"])
+    assert result["same_machine"] and len(result["quantities"]) >= 8
+    moved = [q for q in result["quantities"] if q["outcome"] != "within noise" and q["claim"] not in noisy]
+    assert not moved, moved

@@ -147,11 +147,27 @@ def _panel(ax, p: Panel, ticker) -> None:
         ax.legend(loc="best", framealpha=0.85)
 
 
+def _margins(f, width: float, height: float, n: int = 1, *, left: float = 1.0, right: float = 0.15,
+             bottom: float = 0.5, top: float = 0.15, gap: float = 1.0, hgap: float = 0.0) -> None:
+    """Margins in inches, fixed: enough for the tick labels this module writes (at most
+    "−1.5×10⁻⁶"), a y label of two lines, and an x label. Fixed margins instead of a layout
+    engine: the constrained layout measured every text of every figure and took 40% of a
+    report's time (benchmarks/README.md)."""
+    axis_width = (width - left - right - (n - 1) * gap) / n
+    f.subplots_adjust(left=left / width, right=1 - right / width, bottom=bottom / height, top=1 - top / height,
+                      wspace=gap / axis_width, hspace=hgap)
+
+
 def draw_figure(fig: Figure):
     _, MplFigure, ticker = _mpl()
     n = len(fig.panels)
-    height = HEIGHT + (0.5 if any(p.categories for p in fig.panels) else 0)
-    f = MplFigure(figsize=(WIDTH * (1 if n == 1 else 0.72 * n), height), layout="constrained")
+    categories = any(p.categories for p in fig.panels)
+    rotated = any(p.xbytes for p in fig.panels)
+    width = WIDTH * (1 if n == 1 else 0.72 * n)
+    height = HEIGHT + (0.5 if categories else 0)
+    f = MplFigure(figsize=(width, height))
+    _margins(f, width, height, n, bottom=0.95 if categories or rotated else 0.5,
+             top=0.35 if any(p.title for p in fig.panels) else 0.15)
     axes = f.subplots(1, n, sharey=fig.sharey, squeeze=False)[0]
     for ax, p in zip(axes, fig.panels):
         _panel(ax, p, ticker)
@@ -177,7 +193,10 @@ def _limits(s: Strip) -> tuple[float, float]:
 
 def draw_strips(strips: list[Strip], title: str = ""):
     _, MplFigure, ticker = _mpl()
-    f = MplFigure(figsize=(WIDTH, 0.35 + 1.05 * len(strips)), layout="constrained")
+    row, above, below = 0.6, 0.3, 0.42  # inches: an axis, its title, its ticks and label
+    height = len(strips) * (row + above + below)
+    f = MplFigure(figsize=(WIDTH, height))
+    _margins(f, WIDTH, height, left=0.25, right=0.25, bottom=below, top=above, hgap=(above + below) / row)
     axes = f.subplots(len(strips), 1, squeeze=False)[:, 0]
     for ax, s in zip(axes, strips):
         lo, hi = _limits(s)
@@ -190,17 +209,21 @@ def draw_strips(strips: list[Strip], title: str = ""):
             a, b = max(region.lo, lo), min(region.hi, hi)
             if a <= b:
                 ax.axvspan(a, b, color=color, alpha=0.22, lw=0)
-                ax.text((a * b) ** 0.5 if s.log and a > 0 else (a + b) / 2, 0.82, t(f"{name}: {region.text()}"),
-                        ha="center", va="center", fontsize=7, color=color, transform=ax.get_xaxis_transform())
+                # the label inside the axes: from the edge where the region is cut off by it
+                x, ha = ((a, "left") if a == lo else (b, "right") if b == hi else
+                         ((a * b) ** 0.5 if s.log and a > 0 else (a + b) / 2, "center"))
+                ax.annotate(t(f"{name}: {region.text()}"), (x, 0.84), xycoords=("data", "axes fraction"),
+                            xytext={"left": (3, 0), "right": (-3, 0), "center": (0, 0)}[ha], textcoords="offset points",
+                            ha=ha, va="center", fontsize=7, color=color)
         if s.value is not None:
             xerr = None
             if s.ci:
                 xerr = [[max(0.0, s.value - s.ci[0])], [max(0.0, s.ci[1] - s.value)]]
-            ax.errorbar([s.value], [0.35], xerr=xerr, fmt="o", color="black", capsize=4, ms=4, lw=1.5,
+            ax.errorbar([s.value], [0.28], xerr=xerr, fmt="o", color="black", capsize=4, ms=4, lw=1.5,
                         transform=ax.get_xaxis_transform())
             ci = f" [{s.ci[0]:.3g}, {s.ci[1]:.3g}]" if s.ci else ""
-            ax.annotate(f"{s.value:.3g}{ci}", (s.value, 0.35), xycoords=("data", "axes fraction"),
-                        xytext=(0, -11), textcoords="offset points", ha="center", fontsize=7)
+            ax.annotate(f"{s.value:.3g}{ci}", (s.value, 0.28), xycoords=("data", "axes fraction"),
+                        xytext=(0, 5), textcoords="offset points", ha="center", va="bottom", fontsize=7)
         if s.value is None:
             ax.text(0.5, 0.35, "no estimate (see why above)", ha="center", va="center", fontsize=8, color="#555555",
                     transform=ax.transAxes)
