@@ -172,7 +172,7 @@ def test_hostile_record_text_stays_text(tmp_path, db):
     recs = records(AMD)
     v = next(r for r in recs if r["claim"] == "io.select-linear")
     v["statement"] = '<script>alert(1)</script> "quoted" \u202e reversed'
-    v["series"][0]["name"] = "$\\frac{1}{0}$ <b>bold</b>"
+    v["series"][0]["name"] = "$\\frac{1}{0}$ <b>bold</b> \u202e\x1b[2J"
     v["rerun"] = "perflab run io.select-linear `rm -rf ~`"
     run = imported(db, write_records(tmp_path / "evil.jsonl", [v]))
     out = tmp_path / "evil.html"
@@ -180,7 +180,7 @@ def test_hostile_record_text_stays_text(tmp_path, db):
     assert p.returncode == 0, p.stderr
     text = out.read_text()
     assert "<script>" not in text and "&lt;script&gt;alert(1)&lt;/script&gt;" in text
-    assert "<b>bold</b>" not in text and "\u202e" not in text
+    assert "<b>bold</b>" not in text and "\u202e" not in text and "\x1b" not in text
     assert "\\frac{1}{0}" in text  # drawn as text, not parsed as mathematics
     md = tmp_path / "evil.md"
     assert cli("report", run, "--format", "md", "-o", str(md), "--db", str(db)).returncode == 0
@@ -257,3 +257,23 @@ def test_without_matplotlib_one_line_names_the_extra(tmp_path, db):
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     one_line_error(p, 1, "pip install 'perflab[report]'")
     assert not out.exists()
+
+
+@pytest.mark.live
+def test_a_fresh_run_draws_every_part_of_its_rules(tmp_path, db):
+    """Records of this perflab (every part of a rule of parts kept, with its outcome):
+    a strip per part with that part's regions, and the page written."""
+    claims = ["task.process-switch-dearer", "fork.vfork-constant"]
+    p = cli("run", *claims, "--quick", "--json", "--db", str(db))
+    assert p.returncode == 0, p.stderr
+    fresh = {v.claim: v for v in read_lines(p.stdout.splitlines())}
+    for claim in claims:
+        strips = plan(fresh[claim]).decision
+        rule = RULES[claim]
+        assert [s.supported for s in strips] == [r.supported for r in rule.parts], claim
+        assert [s.refuted for s in strips] == [r.refuted for r in rule.parts], claim
+        assert all(s.outcome in ("supported", "refuted", "inconclusive") for s in strips)
+    out = tmp_path / "fresh.html"
+    p = cli("report", "last", "-o", str(out), "--db", str(db))
+    assert p.returncode == 0, p.stderr
+    assert Page(out.read_text()).tags["svg"] >= 4

@@ -17,6 +17,7 @@ import textwrap
 from typing import Any
 
 from perflab.core.errors import EnvironmentRefused
+from perflab.core.safe import safe
 from perflab.results.report.figures import Figure, Panel, Strip, binary_size
 
 COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
@@ -43,9 +44,10 @@ def _rc(key: str) -> dict[str, Any]:
 
 
 def t(text: str) -> str:
-    """Data as matplotlib text: a ``$`` shown as itself, never opening mathematics
-    (matplotlib, "Writing mathematical expressions": escape it as ``\\$``)."""
-    return str(text).replace("$", r"\$")
+    """Data as matplotlib text: control and bidirectional characters shown as escapes
+    (core/safe.py: a record from elsewhere may hold any), and a ``$`` shown as itself,
+    never opening mathematics (matplotlib, "Writing mathematical expressions": ``\\$``)."""
+    return safe(str(text)).replace("$", r"\$")
 
 
 def _wrap(text: str, width: int = 80) -> str:
