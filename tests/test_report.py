@@ -277,3 +277,12 @@ def test_a_fresh_run_draws_every_part_of_its_rules(tmp_path, db):
     p = cli("report", "last", "-o", str(out), "--db", str(db))
     assert p.returncode == 0, p.stderr
     assert Page(out.read_text()).tags["svg"] >= 4
+
+
+def test_a_wrapped_label_is_two_lines_not_an_escape():
+    from perflab.results.report import draw
+
+    line = figures.Line("s", [1.0, 2.0], [1.0, 2.0], [0.9, 1.9], [1.1, 2.1])
+    panel = figures.Panel("", "threads (count)", figures.y_label("1 = malloc resolved into the allocator"), [line])
+    svg = draw.svg(figures.Figure("k", "t", [panel]), "k")
+    assert "\\n" not in svg and "into the allocator)" in svg

@@ -51,7 +51,9 @@ def t(text: str) -> str:
 
 
 def _wrap(text: str, width: int = 80) -> str:
-    return t("\n".join(textwrap.wrap(text, width)) or text)
+    """``t`` of each line of the text wrapped at ``width`` (lines joined after: safe()
+    would show the newline itself as ``\\n``)."""
+    return "\n".join(t(line) for line in textwrap.wrap(str(text), width)) or t(text)
 
 
 def _bytes_formatter(ticker):
