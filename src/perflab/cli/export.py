@@ -18,7 +18,7 @@ def add_parser(sub) -> None:
     p.add_argument("runs", nargs="*", default=["last"], metavar="RUN|FILE", help=view_args.SOURCES_HELP)
     p.add_argument("--format", choices=FORMATS, default="csv", help="default: csv")
     p.add_argument("--samples", action="store_true", help="jsonl: every point's raw samples and kernel records")
-    view_args.add_output(p, "-", "the export")
+    view_args.add_output(p, "-", "the export to FILE (default stdout)")
     add_db(p)
     p.set_defaults(func=run)
 

@@ -16,7 +16,7 @@ def add_parser(sub) -> None:
     p = sub.add_parser("report", help="a report with plots: HTML (default) or Markdown (default: the last run)")
     p.add_argument("runs", nargs="*", default=["last"], metavar="RUN|FILE", help=view_args.SOURCES_HELP)
     p.add_argument("--format", choices=("html", "md"), default="html", help="html (default) or md (PNG plots beside)")
-    view_args.add_output(p, None, "the report (default report.html, or report.md with --format md)")
+    view_args.add_output(p, None, "the report to FILE (default report.html, or report.md with --format md)")
     add_db(p)
     p.set_defaults(func=run)
 

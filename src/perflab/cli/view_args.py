@@ -12,11 +12,10 @@ SOURCES_HELP = ("'last', a run id or a unique prefix of one (in --db), or a JSON
                 "('-': standard input)")
 
 
-def add_output(parser, default: str | None, what: str) -> None:
+def add_output(parser, default: str | None, where: str) -> None:
+    """-o FILE; ``where`` says what is written and where it goes by default."""
     parser.add_argument("-o", "--output", metavar="FILE", default=default,
-                        help=f"write {what} to FILE (replaced whole, never through a symlink)"
-                             + (f"; default {default}" if default and default != "-" else "; default stdout")
-                             + ("; '-': stdout" if default != "-" else ""))
+                        help=f"write {where}; '-': stdout. FILE is replaced whole, never written through a symlink")
 
 
 def load(refs: list[str], db, samples: bool = False) -> list:
