@@ -21,8 +21,9 @@ def _commands() -> tuple:
     """The subcommand modules (rich, sqlite3...), imported here so that entry() can
     report an import that fails (ulimit -v) in one line."""
     from perflab.cli import history, inspect, listing, rejudge, run, schema, show, trace
+    from perflab.cli import compare, export, imports, report  # the views and import of issue 12
 
-    return (listing, run, show, history, rejudge, inspect, trace, schema)
+    return (listing, run, show, history, rejudge, inspect, trace, schema, report, compare, export, imports)
 
 
 class Parser(argparse.ArgumentParser):
@@ -65,8 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         _say("perflab: interrupted")
         return 130
-    except MemoryError:  # an address-space limit met while a command loads its modules or runs
-        _say("perflab: out of memory (MemoryError; is ulimit -v too small?)")
+    except MemoryError:  # an address-space limit (ulimit -v) met after start-up, e.g. loading claims
+        _say("perflab: not enough memory (MemoryError; ulimit -v too small?)")
         return 1
     except BrokenPipeError:
         # the reader went away (| head): stop, say so, and keep Python's exit-time flush

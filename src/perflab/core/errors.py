@@ -67,3 +67,10 @@ class AccessDenied(EnvironmentRefused):
 
     def __reduce__(self):
         return type(self), (str(self), self.pid)
+
+
+class BadInput(PerflabError):
+    """A file given to read is not what it must be: not JSON, not a perflab record, a
+    record of a newer schema version, no record at all (report, compare, export, import)."""
+
+    exit_code = 1

@@ -6,6 +6,8 @@ Every reader tolerates a missing file: a fact that cannot be read is recorded as
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 import platform
 import resource
@@ -101,8 +103,45 @@ def collect() -> dict[str, Any]:
         "clocksource": _read("/sys/devices/system/clocksource/clocksource0/current_clocksource"),
         "rlimit_nofile": {"soft": soft, "hard": hard},
         "mem_available_bytes": mem_available(_read("/proc/meminfo")),
+        # for perflab compare (results/compare.py): which machine, and its CPU mitigations
+        "machine": machine_id(_read("/etc/machine-id")),
+        "mitigations": mitigations(),
     }
     return facts
+
+
+# a fixed, application-specific key for machine_id: 128 random bits chosen once for perflab
+_MACHINE_APP_ID = bytes.fromhex("5c1e0d8f6b2a4f37a9e4d1b07c3f2e61")
+
+
+def machine_id(text: str | None) -> str | None:
+    """This machine, as an id that cannot be turned back into /etc/machine-id: machine-id(5)
+    says to hash it with a keyed hash and an application-specific key rather than show it;
+    this is sd_id128_get_machine_app_specific(3)'s HMAC-SHA256 (key: the machine id,
+    message: the application id), its first 128 bits in hex. None without the file."""
+    try:
+        key = bytes.fromhex((text or "").strip())
+    except ValueError:
+        return None
+    if len(key) != 16:
+        return None
+    return hmac.new(key, _MACHINE_APP_ID, hashlib.sha256).hexdigest()[:32]
+
+
+def mitigations(root: Path = Path("/sys/devices/system/cpu/vulnerabilities")) -> dict[str, str] | None:
+    """Each CPU vulnerability and the kernel's mitigation of it, as sysfs states them
+    (Documentation/ABI/testing/sysfs-devices-system-cpu, "vulnerabilities"); None where
+    the kernel has no such directory."""
+    try:
+        names = sorted(os.listdir(root))
+    except OSError:
+        return None
+    out = {}
+    for name in names:
+        text = _read(root / name)
+        if text is not None:
+            out[name] = text
+    return out
 
 
 def mem_available(meminfo: str | None) -> int | None:

@@ -21,7 +21,7 @@ from typing import Any, Iterator
 
 from perflab.core.errors import EnvironmentRefused, UsageError
 from perflab.core.record import Host, RecordError, Sample, Verdict
-from perflab.results.store import liveness
+from perflab.results.store import importing, liveness
 from perflab.results.store.database import open_readonly, open_writable
 from perflab.results.store.schema import SCHEMA_VERSION
 
@@ -199,9 +199,13 @@ class Store:
 
     # ---- verdicts ----------------------------------------------------------------------
 
-    def _verdict_rows(self, run_id: str, v: Verdict) -> list[tuple[str, tuple | list]]:
-        """The statements that store one verdict: the record keeps each point's samples;
-        the kernel records go to the samples table."""
+    def save_verdict(self, run_id: str, v: Verdict) -> None:
+        """One verdict and its raw samples, in one transaction. The record keeps each
+        point's samples; the kernel records go to the samples table."""
+        self._write(self.verdict_statements(run_id, v))
+
+    def verdict_statements(self, run_id: str, v: Verdict) -> list[tuple[str, tuple | list]]:
+        """The statements that store one verdict (save_verdict, import_verdicts)."""
         rec = v.to_json(samples=False)
         rec["series"] = [s.to_json(samples=True) for s in v.series]
         rec["run_id"] = run_id
@@ -215,16 +219,28 @@ class Store:
               for s in v.samples]),
         ]
 
-    def save_verdict(self, run_id: str, v: Verdict) -> None:
-        """One verdict and its raw samples, in one transaction."""
-        self._write(self._verdict_rows(run_id, v))
-
     def replace_verdict(self, run_id: str, v: Verdict) -> None:
         """A claim measured again in the same run (its A/A failed the first time): the new
         verdict and samples take the place of the first attempt's, in one transaction."""
         self._write([("DELETE FROM samples WHERE run_id = ? AND claim = ?", (run_id, v.claim)),
                      ("DELETE FROM results WHERE run_id = ? AND claim = ?", (run_id, v.claim)),
-                     *self._verdict_rows(run_id, v)])
+                     *self.verdict_statements(run_id, v)])
+
+    # ---- records from elsewhere (store/importing.py) -------------------------------------
+
+    def import_verdicts(self, verdicts: list[Verdict], source: str = "") -> str:
+        """Store one run's records made elsewhere (``perflab run --json --samples`` on
+        another machine) as a run of their own, keeping their host, all or nothing;
+        returns the new run id (or that of the copy already stored)."""
+        return importing.import_verdicts(self, verdicts, source)
+
+    def import_runs(self, runs: list[list[Verdict]], source: str = "") -> list[str]:
+        """Several runs' records (a file may hold several), all stored or none."""
+        return importing.import_runs(self, runs, source)
+
+    def stored_copy(self, verdicts: list[Verdict]) -> str | None:
+        """The id under which this run's records are already stored here, if they are."""
+        return importing.stored_copy(self, verdicts)
 
     def _verdict(self, run_id: str, claim: str, text: str) -> Verdict:
         try:

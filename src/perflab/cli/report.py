@@ -1,0 +1,50 @@
+"""perflab report [RUN...] -o report.html: runs as a page with plots (results/report/).
+
+HTML (default): one self-contained file. ``--format md``: Markdown with its PNG plots in
+a folder beside it (``report.md`` -> ``report-plots/``), for pasting into an issue. The
+output path is checked before any work; the page is written whole or not at all.
+"""
+
+from __future__ import annotations
+
+from perflab.cli import view_args
+from perflab.cli.common import add_db
+from perflab.core.errors import UsageError
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("report", help="a report with plots: HTML (default) or Markdown (default: the last run)")
+    p.add_argument("runs", nargs="*", default=["last"], metavar="RUN|FILE", help=view_args.SOURCES_HELP)
+    p.add_argument("--format", choices=("html", "md"), default="html", help="html (default) or md (PNG plots beside)")
+    view_args.add_output(p, None, "the report to FILE (default report.html, or report.md with --format md)")
+    add_db(p)
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from perflab.results import report
+    from perflab.results.report import files
+
+    out = args.output or ("report.md" if args.format == "md" else "report.html")
+    if args.format == "md" and out == "-":
+        raise UsageError("--format md writes PNG files beside the page: give -o FILE.md, not stdout")
+    if args.format == "md":
+        files.check(out)
+    else:
+        view_args.check_output(out)
+    srcs = view_args.load(args.runs, args.db)
+    claims = sum(len(s.verdicts) for s in srcs)
+    if args.format == "html":
+        text = report.html_page(srcs)
+        view_args.emit(out, text)
+        size = len(text.encode())
+        plots = text.count("<svg ")
+    else:
+        folder = files.plots_folder(out)
+        text, pngs = report.markdown_page(srcs, folder.name)
+        files.write_with_plots(out, text, folder, pngs)
+        size, plots = len(text.encode()) + sum(len(b) for b in pngs.values()), len(pngs)
+    if out != "-":
+        view_args.say(f"perflab: wrote {out}: {claims} claim(s) of {len(srcs)} run(s), {plots} plot(s), "
+                      f"{size / 1024:.0f} KiB")
+    return 0
