@@ -65,6 +65,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         _say("perflab: interrupted")
         return 130
+    except MemoryError:  # an address-space limit (ulimit -v) met after start-up, e.g. loading the claims
+        _say("perflab: not enough memory (MemoryError; ulimit -v too small?)")
+        return 1
     except BrokenPipeError:
         # the reader went away (| head): stop, say so, and keep Python's exit-time flush
         # of stdout from failing again (docs.python.org, signal: "Note on SIGPIPE")
