@@ -75,7 +75,7 @@ def test_the_regex_metric_and_open_ranges(tmp_path):
     ('supported = [1.8, 2.2]', 'supported = [nan, 2.2]', ":7: supported: expected a range [lo, hi]"),
     ('a = ["sleep", "0.02"]', 'a = "sleep 0.02"', ":5: a: expected a list of strings (an argv, run without a shell)"),
     ('a = ["sleep", "0.02"]', 'a = []', ":5: a: expected a non-empty list of strings"),
-    ('metric = "wall"', 'metric = "cpu"', ':4: metric: expected "wall" or { regex ='),
+    ('metric = "wall"', 'metric = "gpu"', ':4: metric: expected "wall", "cpu" or { regex ='),
     ('metric = "wall"', "metric = { regex = 'took ([0-9' , unit = \"ms\" }",
      ":4: metric.regex: not a POSIX extended regular expression (regex(7))"),
     ('metric = "wall"', "metric = { regex = 'x' }", ":4: metric.unit: missing"),

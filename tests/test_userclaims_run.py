@@ -27,32 +27,57 @@ FIXTURES = Path(__file__).parent / "fixtures" / "claims"
 
 
 def verdict(path, db, seeds=(1, 2, 3)):
-    """One claim file at the quick budget. A run whose A/A control failed (the machine was
-    not steady: the verdict is then inconclusive, never confident) is run again with
-    another seed, at most twice, as conftest._run_all does for the built-in claims."""
+    """One claim file at the quick budget. A run the machine left undecided, its A/A
+    control failed or its interval straddling a threshold (inconclusive `control` or
+    `noisy`: a busy moment of a shared machine, never a confident answer), is run again
+    with another seed, at most twice, as conftest._run_all does for the built-in claims.
+    A decisive or a `between` answer is final: a wrong one fails at once."""
     for seed in seeds:
         (v,) = perflab.run([str(path)], budget="quick", seed=seed, db=db)
-        if not any(c.passed is False for c in v.controls):
+        if v.reason not in (Reason.CONTROL, Reason.NOISY):
             break
     return v
 
 
-@pytest.mark.parametrize("name,expected,value_range", [
-    ("ratio-true", (Outcome.SUPPORTED, None), (1.75, 2.05)),
-    ("ratio-false", (Outcome.REFUTED, None), (0.45, 0.6)),
-    ("ratio-between", (Outcome.INCONCLUSIVE, Reason.BETWEEN), (1.75, 2.05)),
-    ("scaling-linear", (Outcome.SUPPORTED, None), (0.9, 1.1)),
-    ("scaling-flat", (Outcome.SUPPORTED, None), (-0.05, 0.05)),
-    ("threshold-wall", (Outcome.SUPPORTED, None), (10, 14)),
-    ("threshold-regex", (Outcome.SUPPORTED, None), (12.5, 12.5)),
+def derived(v, key):
+    return v.evidence["derived"][key]
+
+
+def medians(v, series):
+    return [p.median for p in v.series_named(series).points]
+
+
+# what the measurement itself must show, whatever the verdict: a sleep never ends early
+# (nanosleep(2)), the printed figure is read exactly, the spinning shell uses CPU
+PHYSICS = {
+    "ratio-true": lambda v: derived(v, "median a (ms)") >= 20 and derived(v, "median b (ms)") >= 10,
+    "ratio-false": lambda v: derived(v, "median a (ms)") >= 10 and derived(v, "median b (ms)") >= 20,
+    "ratio-between": lambda v: derived(v, "median a (ms)") >= 20 and derived(v, "median b (ms)") >= 10,
+    "scaling-linear": lambda v: medians(v, "command") == sorted(medians(v, "command")) and medians(v, "command")[-1] >= 150,
+    "scaling-flat": lambda v: min(medians(v, "command")) >= 50,
+    "threshold-wall": lambda v: v.decision.value >= 10,
+    "threshold-regex": lambda v: v.decision.value == 12.5 and v.decision.ci == (12.5, 12.5),
+    "ratio-cpu": lambda v: derived(v, "median a (ms)") >= 5,
+}
+
+
+@pytest.mark.parametrize("name,expected", [
+    ("ratio-true", (Outcome.SUPPORTED, None)),
+    ("ratio-false", (Outcome.REFUTED, None)),
+    ("ratio-between", (Outcome.INCONCLUSIVE, Reason.BETWEEN)),
+    ("scaling-linear", (Outcome.SUPPORTED, None)),
+    ("scaling-flat", (Outcome.SUPPORTED, None)),
+    ("threshold-wall", (Outcome.SUPPORTED, None)),
+    ("threshold-regex", (Outcome.SUPPORTED, None)),
+    ("ratio-cpu", (Outcome.SUPPORTED, None)),
 ])
-def test_a_claim_of_known_truth_gives_its_outcome(name, expected, value_range, db):
+def test_a_claim_of_known_truth_gives_its_outcome(name, expected, db):
     jsonschema = pytest.importorskip("jsonschema")
     path = FIXTURES / f"{name}.toml"
     v = verdict(path, db)
     assert (v.outcome, v.reason) == expected, v.summary
     assert all(c.passed for c in v.controls) and [c.name for c in v.controls] == ["a/a"], v.summary
-    assert value_range[0] <= v.decision.value <= value_range[1], v.summary
+    assert PHYSICS[name](v), (v.summary, v.evidence.get("derived"))
     rec = v.to_json(samples=True)
     jsonschema.validate(rec, SCHEMA)
     # the same engine: looks, the kernel's records, the A/A's sets, the claim's rerun line
@@ -174,7 +199,7 @@ def test_list_claims_dir_and_show(db):
     rows = {r["claim"]: r for r in map(json.loads, p.stdout.splitlines())}
     assert set(rows) == {"known.sleep-twice", "known.sleep-twice-reversed", "known.sleep-thrice", "known.sleep-linear",
                          "known.timeout-flat", "known.sleep-returns", "known.printed-figure", "known.dd-linear",
-                         "known.dd-skip-flat"}
+                         "known.dd-skip-flat", "known.spin-uses-cpu"}
     assert rows["known.sleep-twice"]["kernel"] == "cmdtime" and rows["known.sleep-twice"]["runnable"]
     assert rows["known.sleep-twice"]["source"] == str(FIXTURES / "ratio-true.toml")
     perflab.run([str(FIXTURES / "threshold-regex.toml")], budget="quick", seed=1, db=db)
@@ -183,15 +208,15 @@ def test_list_claims_dir_and_show(db):
 
 
 @pytest.mark.live
-@pytest.mark.parametrize("name,value_range", [("scaling-dd-linear", (0.9, 1.15)), ("scaling-dd-skip-flat", (-0.1, 0.1))])
-def test_cpu_bound_scaling_claims_live(name, value_range, db):
+@pytest.mark.parametrize("name", ["scaling-dd-linear", "scaling-dd-skip-flat"])
+def test_cpu_bound_scaling_claims_live(name, db):
     """dd is CPU-bound: in a slow stretch of a shared machine its A/A can fail after the
-    reruns, and then the verdict must be inconclusive (control), never a confident one."""
+    reruns, and then the verdict must be inconclusive (control or noisy), never a confident
+    one; when it decides, it is supported."""
     v = verdict(FIXTURES / f"{name}.toml", db)
-    if any(c.passed is False for c in v.controls):
-        assert (v.outcome, v.reason) == (Outcome.INCONCLUSIVE, Reason.CONTROL), v.summary
+    if v.reason in (Reason.CONTROL, Reason.NOISY):  # undecided after the reruns: never a confident answer
         return
-    assert v.outcome is Outcome.SUPPORTED and value_range[0] <= v.decision.value <= value_range[1], v.summary
+    assert v.outcome is Outcome.SUPPORTED, v.summary
 
 
 def test_a_claim_files_inputs_are_its_text_its_builder_and_its_kernel(tmp_path):

@@ -22,7 +22,7 @@ Per kind (the decision quantity, then the series it is decided on):
 * threshold: the median of the metric (``median_rule``); series ``command``; A/A on it.
 
 A sample is the median of ``runs`` runs of the command inside one cmdtime process
-(default: the budget's batches, as every timing kernel); the wall time is in ms.
+(default: the budget's batches, as every timing kernel); wall and CPU times are in ms.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from perflab.core.record import Decision
 from perflab.core.rule import Region, Rule
 from perflab.decide.rules import exponent_rule, median_rule, ratio_rule
 from perflab.engine import dryrun, process
-from perflab.userclaims.definition import WALL_UNIT, Definition
+from perflab.userclaims.definition import Definition
 
 KERNEL = "cmdtime"
 SLACK_S = 10.0  # beyond the runs' own limits, before perflab's process timeout kills the kernel
@@ -58,15 +58,17 @@ def kernel_argv(d: Definition, settings: Settings, cmd: list[str], runs: int | N
     """The cmdtime process that runs ``cmd`` ``runs`` times (docs/kernels.md, "cmdtime")."""
     out = [KERNEL, f"--cpu={settings.cpu if d.pin else -1}", f"--runs={runs or d.runs or settings.budget.batches}",
            f"--timeout-ms={round(d.timeout_s * 1000)}", f"--chdir={d.directory or '.'}", f"--label={d.id}"]
-    if not d.metric.wall:
+    if d.metric.regex is not None:
         out.append(f"--regex={d.metric.regex}")
     return [*out, "--", *cmd]
 
 
 def sample(d: Definition):
     """The record -> one sample: the median over the process's runs (ms, or the regex's number)."""
-    if d.metric.wall:
+    if d.metric.time == "wall":
         return lambda rec: median(rec["wall_ns"]) / 1e6
+    if d.metric.time == "cpu":
+        return lambda rec: median(u + s for u, s in zip(rec["user_ns"], rec["sys_ns"])) / 1e6
     return lambda rec: float(median(rec["values"]))
 
 
@@ -87,7 +89,7 @@ def rule(d: Definition) -> Rule:
 
 def _spec(d: Definition, settings: Settings, name: str, x: str | None, xs: tuple, argv) -> SeriesSpec:
     runs = d.runs or settings.budget.batches
-    return SeriesSpec(name=name, x=x, unit=d.metric.unit if not d.metric.wall else WALL_UNIT, xs=xs, argv=argv,
+    return SeriesSpec(name=name, x=x, unit=d.metric.unit, xs=xs, argv=argv,
                       value=sample(d), timeout_s=runs * d.timeout_s + SLACK_S)
 
 

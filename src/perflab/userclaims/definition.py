@@ -25,27 +25,37 @@ KINDS = ("ratio", "scaling", "threshold")
 WALL_UNIT = "ms"  # wall time is reported and thresholded in milliseconds
 
 
+TIMES = ("wall", "cpu")  # the metrics cmdtime measures itself, in ms
+
+
 @dataclass(frozen=True)
 class Metric:
-    """What one run of a command yields: its wall time (ms), or the number the regular
-    expression's first group matches in its stdout, in ``unit``."""
+    """What one run of a command yields: its wall time (ms, fork to reap), its CPU time
+    (ms, user + system, from wait4(2)'s rusage: the command and every descendant it
+    waited for), or the number the regular expression's first group matches in its
+    stdout, in ``unit``."""
 
+    time: str | None = "wall"  # "wall" or "cpu"; None with a regex
     regex: str | None = None
     unit: str = WALL_UNIT
 
     @property
     def wall(self) -> bool:
-        return self.regex is None
+        return self.time == "wall"
 
     def words(self) -> str:
-        return "wall time (ms)" if self.wall else f"the number /{self.regex}/ reads from stdout ({self.unit})"
+        if self.time == "wall":
+            return "wall time (ms)"
+        if self.time == "cpu":
+            return "CPU time, user + system (ms)"
+        return f"the number /{self.regex}/ reads from stdout ({self.unit})"
 
     def to_json(self) -> Any:
-        return "wall" if self.wall else {"regex": self.regex, "unit": self.unit}
+        return self.time if self.time else {"regex": self.regex, "unit": self.unit}
 
     @classmethod
     def from_json(cls, d: Any) -> Metric:
-        return cls() if d == "wall" else cls(str(d["regex"]), str(d["unit"]))
+        return cls(time=d) if d in TIMES else cls(time=None, regex=str(d["regex"]), unit=str(d["unit"]))
 
 
 def _ends(r: tuple[float, float]) -> list[float | None]:

@@ -7,7 +7,7 @@ The file shape (README, "Writing a claim"); keys may be added, never changed:
     id = "mine.sleep-ratio"            # topic.name, lowercase
     statement = "..."
     kind = "ratio"                     # or "scaling", "threshold"
-    metric = "wall"                    # or { regex = 'took ([0-9.]+) ms', unit = "ms" }
+    metric = "wall"                    # or "cpu"; or { regex = 'took ([0-9.]+) ms', unit = "ms" }
     a = ["sleep", "0.02"]              # ratio: a and b; scaling: argv with {n}, and n = [...];
     b = ["sleep", "0.01"]              # threshold: argv
     supported = [1.8, 2.2]             # the quantity's CI inside: supported
@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from perflab.core.errors import UsageError
-from perflab.userclaims.definition import KINDS, Definition, Metric
+from perflab.userclaims.definition import KINDS, TIMES, Definition, Metric
 
 ID_RE = re.compile(r"[a-z][a-z0-9_-]*\.[a-z0-9][a-z0-9_-]*")
 COMMON = ("id", "statement", "kind", "metric", "supported", "refuted", "setup", "runs", "timeout", "pin", "reason",
@@ -138,9 +138,9 @@ def _num(v: float) -> str:
 
 def _metric(p: _Problems, data: dict, check_regex: RegexCheck | None) -> Metric:
     v = data.get("metric", "wall")
-    expected = """expected "wall" or { regex = 'took ([0-9.]+) ms', unit = "ms" }"""
-    if v == "wall":
-        return Metric()
+    expected = """expected "wall", "cpu" or { regex = 'took ([0-9.]+) ms', unit = "ms" }"""
+    if v in TIMES:
+        return Metric(time=v)
     if not isinstance(v, dict):
         p.add("metric", f"{expected}, got {v!r}")
         return Metric()
@@ -158,7 +158,7 @@ def _metric(p: _Problems, data: dict, check_regex: RegexCheck | None) -> Metric:
         why = check_regex(regex)
         if why:
             p.add("metric.regex", f"not a POSIX extended regular expression (regex(7)): {why}")
-    return Metric(regex, unit) if ok else Metric()
+    return Metric(time=None, regex=regex, unit=unit) if ok else Metric()
 
 
 def _whole(p: _Problems, data: dict, key: str, lo: int, hi: int) -> int | None:
