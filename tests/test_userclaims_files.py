@@ -108,6 +108,15 @@ def test_a_missing_kind_and_every_problem_at_once(tmp_path):
     assert keys == ["kind", "id", "statement", "supported", "refuted"], found
 
 
+def test_outside_text_in_a_problem_is_terminal_safe(tmp_path):
+    """Shown once made safe (ls -b's escapes), also when a directory's problems are gathered."""
+    write(tmp_path, variant('kind = "ratio"', 'kind = "ratio"\n"ev\\u001b[2Jil" = 1'))
+    with pytest.raises(ClaimFileError) as info:
+        files.load([str(tmp_path)])
+    text = str(info.value)
+    assert "\x1b" not in text and "ev\\033[2Jil: unknown key" in text and "\\\\" not in text, text
+
+
 @pytest.mark.parametrize("extra,expected", [
     ('argv = ["dd", "count=9"]\nn = [1, 10]', "argv: no element holds {n}"),
     ('argv = ["dd", "count={n}"]\nn = [1, 2, 100]', "n: 1 size(s) in the top decade (n >= 10)"),

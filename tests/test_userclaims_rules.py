@@ -17,7 +17,7 @@ from perflab.core.record import Outcome, Reason
 from perflab.core.claim import Settings
 from perflab.decide.summary import summarize
 from perflab.engine import judge
-from perflab.userclaims.build import claim, net_curve
+from perflab.userclaims.build import claim, from_record, net_curve
 from perflab.userclaims.definition import Definition, Metric
 from test_pure_decide import no_io
 
@@ -152,10 +152,11 @@ def test_decides_without_io_and_again_from_the_record_alone(kind):
                   "aa": list(aa)}
     judge.settle(v, decision, controls)
     stored = Verdict.from_json(v.to_json(samples=True))
-    rebuilt = claim(Definition.from_json(stored.evidence["facts"]["definition"]))
+    rebuilt = from_record(stored)
     assert rebuilt.rule == c.rule
     again = judge.decide_again(rebuilt, stored)
     assert (again.outcome, again.decision.value) == (stored.outcome, judge.decide_again(c, stored).decision.value)
+    assert from_record(stored.to_json()).rule == c.rule and from_record({"evidence": {"facts": {}}}) is None
 
 
 def test_the_rule_is_the_files_ranges_and_words_come_from_it():

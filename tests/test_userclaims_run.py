@@ -146,6 +146,13 @@ def test_setup_runs_once_before_sampling_in_the_files_directory(tmp_path, db):
     assert v.evidence["facts"]["setup"]["argv"][0] == "sh" and v.evidence["facts"]["setup"]["wall_ms"] > 0
 
 
+def test_a_setup_is_not_read_by_the_metrics_regex(tmp_path, db):
+    path = tmp_path / "c.toml"
+    path.write_text((FIXTURES / "threshold-regex.toml").read_text() + 'setup = ["touch", "ready"]\n')
+    (v,) = perflab.run([str(path)], budget="quick", seed=1, db=db)
+    assert v.outcome is Outcome.SUPPORTED and (tmp_path / "ready").exists(), v.summary
+
+
 def test_dry_run_prints_the_plan_and_runs_nothing(tmp_path):
     text = (FIXTURES / "ratio-true.toml").read_text() + 'setup = ["touch", "setup-ran"]\n'
     (tmp_path / "c.toml").write_text(text)

@@ -54,11 +54,13 @@ def command(d: Definition, role: str, n: float | None = None) -> list[str]:
     return argv if n is None else [a.replace("{n}", show_n(n)) for a in argv]
 
 
-def kernel_argv(d: Definition, settings: Settings, cmd: list[str], runs: int | None = None) -> list[str]:
-    """The cmdtime process that runs ``cmd`` ``runs`` times (docs/kernels.md, "cmdtime")."""
+def kernel_argv(d: Definition, settings: Settings, cmd: list[str], runs: int | None = None,
+                read: bool = True) -> list[str]:
+    """The cmdtime process that runs ``cmd`` ``runs`` times (docs/kernels.md, "cmdtime");
+    ``read``: apply the metric's regex to its stdout (not to the setup's)."""
     out = [KERNEL, f"--cpu={settings.cpu if d.pin else -1}", f"--runs={runs or d.runs or settings.budget.batches}",
            f"--timeout-ms={round(d.timeout_s * 1000)}", f"--chdir={d.directory or '.'}", f"--label={d.id}"]
-    if d.metric.regex is not None:
+    if read and d.metric.regex is not None:
         out.append(f"--regex={d.metric.regex}")
     return [*out, "--", *cmd]
 
@@ -119,7 +121,8 @@ def plan_for(d: Definition):
                 facts["setup"]["ran"] = "not in a dry run: once before sampling"
             else:  # once, before any sample; a failure is the claim's error verdict (its stderr kept)
                 try:
-                    rec = process.run_kernel(kernel_argv(d, settings, list(d.setup), runs=1), d.timeout_s + SLACK_S)
+                    rec = process.run_kernel(kernel_argv(d, settings, list(d.setup), runs=1, read=False),
+                                             d.timeout_s + SLACK_S)
                 except KernelFailed as exc:
                     raise KernelFailed(f"the setup command failed: {exc}", exc.stderr, exc.returncode) from None
                 facts["setup"]["wall_ms"] = rec["wall_ns"][0] / 1e6
@@ -187,3 +190,12 @@ def claim(d: Definition) -> Claim:
                  mechanism=mechanism(d), kernel=KERNEL, rule=rule(d), plan=plan_for(d), decide=decide_for(d),
                  aa=aa, derive=derive_for(d), source=d.path,
                  sources=("userclaims/validate.py",))  # its defaults are part of the experiment (provenance)
+
+
+def from_record(record: Any) -> Claim | None:
+    """The claim a stored verdict of a claim file was measured and decided under, rebuilt
+    from the definition the record carries (``evidence.facts.definition``), so that it can
+    be decided again, shown or compared without the file; None for any other claim."""
+    rec = record.to_json() if hasattr(record, "to_json") else record
+    d = ((rec.get("evidence") or {}).get("facts") or {}).get("definition")
+    return claim(Definition.from_json(d)) if isinstance(d, dict) else None

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from perflab.core.errors import UsageError
+from perflab.core.safe import safe
 from perflab.userclaims.definition import KINDS, TIMES, Definition, Metric
 
 ID_RE = re.compile(r"[a-z][a-z0-9_-]*\.[a-z0-9][a-z0-9_-]*")
@@ -47,8 +48,8 @@ class ClaimFileError(UsageError):
     """One or more claim files are not valid: each problem is one line of the message."""
 
     def __init__(self, problems: list[str]):
-        super().__init__("\n".join(problems))
-        self.problems = problems
+        self.problems = problems  # as found; the message, a line each, is terminal-safe (core/safe.py):
+        super().__init__("\n".join(safe(p) for p in problems))  # a file's keys and values are outside text
 
 
 class _Problems:
@@ -229,7 +230,8 @@ def read(path: Path, check_regex: RegexCheck | None = None) -> Definition:
         p.add("kind", f"missing (one of {', '.join(KINDS)})")
     elif kind not in KINDS:
         p.add("kind", f"unknown kind {kind!r}: expected one of {', '.join(KINDS)}")
-    allowed = COMMON + (BY_KIND[kind] if kind in KINDS else tuple(k for ks in BY_KIND.values() for k in ks))
+    allowed = COMMON + (BY_KIND[kind] if kind in KINDS else tuple(dict.fromkeys(k for ks in BY_KIND.values()
+                                                                              for k in ks)))
     for key in data:
         if key not in allowed:
             owner = next((k for k, ks in BY_KIND.items() if key in ks), None)
