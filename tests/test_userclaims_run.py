@@ -142,7 +142,9 @@ def test_setup_runs_once_before_sampling_in_the_files_directory(tmp_path, db):
                                     'setup = ["sh", "-c", "echo once >> setup.log; touch ready"]')
     (v,) = perflab.run([str(path)], budget="quick", seed=1, db=db)
     assert v.outcome is not Outcome.ERROR and v.decision.value < 1000, v.summary  # "ready" was there
-    assert (tmp_path / "setup.log").read_text() == "once\n"
+    # once before the sampling of each attempt (a runner that measures a claim again after a
+    # failed A/A keeps the first attempt in evidence.first_attempt, and prepares it again)
+    assert (tmp_path / "setup.log").read_text() == "once\n" * (1 + ("first_attempt" in v.evidence))
     assert v.evidence["facts"]["setup"]["argv"][0] == "sh" and v.evidence["facts"]["setup"]["wall_ms"] > 0
 
 
