@@ -31,16 +31,23 @@ def no_effect(path: Path) -> bool:
     return any(rel == n or (n.endswith("/") and rel.startswith(n)) for n in provenance.NO_EFFECT)
 
 
+def claim_files():
+    """Claims read from files (userclaims/) count as claims: the known-truth ones the tests run."""
+    from perflab.userclaims import files
+
+    return [c for cs in files.load([str(Path(__file__).parent / "fixtures" / "claims")]).values() for c in cs]
+
+
 def test_every_file_is_an_input_of_a_claim_or_declared_without_effect():
     covered = set()
-    for c in registry.all_claims():
+    for c in [*registry.all_claims(), *claim_files()]:
         covered.update(provenance.inputs(c))
     missing = sorted(p.relative_to(PACKAGE).as_posix() for p in package_files() - covered if not no_effect(p))
     assert not missing, f"in no claim's hash inputs and not in provenance.NO_EFFECT: {missing}"
 
 
 def test_no_effect_lists_only_files_that_exist_and_no_claim_input():
-    covered = {p for c in registry.all_claims() for p in provenance.inputs(c)}
+    covered = {p for c in [*registry.all_claims(), *claim_files()] for p in provenance.inputs(c)}
     for entry in provenance.NO_EFFECT:
         hits = [p for p in package_files() if no_effect(p) and p.relative_to(PACKAGE).as_posix().startswith(entry)]
         assert hits, f"NO_EFFECT names {entry}, which is not there"

@@ -1,4 +1,5 @@
-"""perflab list: every claim, its topic, whether it can run here (or why not)."""
+"""perflab list: every claim, its topic, whether it can run here (or why not); with
+--claims-dir DIR, the claim files of DIR too."""
 
 from __future__ import annotations
 
@@ -16,13 +17,15 @@ from perflab.results.output import writing
 
 def add_parser(sub) -> None:
     p = sub.add_parser("list", help="list the claims and whether they can run here")
-    p.add_argument("selectors", nargs="*", metavar="TOPIC|CLAIM")
+    p.add_argument("selectors", nargs="*", metavar="TOPIC|CLAIM|FILE.toml|DIR")
+    p.add_argument("--claims-dir", action="append", default=[], metavar="DIR",
+                   help="also list the claim files (*.toml) of DIR, checked as 'perflab run' checks them")
     add_json(p)
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
-    claims = registry.select(args.selectors)
+    claims = registry.select(args.selectors, claims_dirs=args.claims_dir)
     facts = host.collect()
     rows = []
     for c in claims:
@@ -34,6 +37,7 @@ def run(args) -> int:
             "runnable": reason is None,
             "reason": reason,
             "kernel": c.kernel,
+            "source": c.source,
             "thresholds": c.thresholds,
             "rule": c.rule.describe(),
             "params": [{"name": p.name, "default": p.default, "range": [p.lo, p.hi], "unit": p.unit, "help": p.help} for p in c.params],

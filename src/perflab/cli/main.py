@@ -69,6 +69,9 @@ def main(argv: list[str] | None = None) -> int:
     except MemoryError:  # an address-space limit (ulimit -v) met after start-up, e.g. loading claims
         _say("perflab: not enough memory (MemoryError; ulimit -v too small?)")
         return 1
+    except ImportError as exc:  # the same limit met while mapping an extension module (mmap, _sqlite3)
+        _say(f"perflab: cannot load a module: {safe(str(exc))}")
+        return 1
     except BrokenPipeError:
         # the reader went away (| head): stop, say so, and keep Python's exit-time flush
         # of stdout from failing again (docs.python.org, signal: "Note on SIGPIPE")

@@ -1,4 +1,4 @@
-"""perflab run [TOPIC|CLAIM ...]: measure, decide, store, print.
+"""perflab run [TOPIC|CLAIM|FILE.toml|DIR ...]: measure, decide, store, print.
 
 Progress and chatter go to stderr; verdicts (a table, or JSON Lines with --json) to
 stdout. Each verdict is stored as soon as its claim finishes.
@@ -8,21 +8,28 @@ from __future__ import annotations
 
 import argparse
 import json
+import secrets
 import sys
 
-from perflab.api import Run
+from perflab.api import Run, choose_cpu, parse_params
 from perflab.cli.common import add_db, add_json
+from perflab.core.claim import Settings
 from perflab.core.errors import PerflabError, UsageError
 from perflab.core.params import BUDGETS
 from perflab.core.record import Verdict
+from perflab.core.safe import safe
+from perflab.engine import dryrun, registry
+from perflab.observe import host as host_facts
+from perflab.results import plan as plan_view
 from perflab.results import terminal
 from perflab.results.noise import warn_if_noisy
 from perflab.results.output import writing
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("run", help="run claims (topics or claim ids; none = every claim)")
-    p.add_argument("selectors", nargs="*", metavar="TOPIC|CLAIM")
+    p = sub.add_parser("run", help="run claims (topics, claim ids, claim files or directories of them; none = "
+                                   "every claim)")
+    p.add_argument("selectors", nargs="*", metavar="TOPIC|CLAIM|FILE.toml|DIR")
     budget = p.add_mutually_exclusive_group()
     budget.add_argument("--quick", dest="budget", action="store_const", const="quick", help="smallest sample budget")
     budget.add_argument("--rigorous", dest="budget", action="store_const", const="rigorous", help="largest sample budget")
@@ -37,6 +44,9 @@ def add_parser(sub) -> None:
     p.add_argument("--samples", action="store_true",
                    help="with --json: every point's raw samples and every kernel record (a record that can be "
                         "imported and decided again elsewhere)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="check the claims (claim files included) and print each plan: commands, sample counts, "
+                        "rule; nothing is measured or stored")
     add_db(p)
     add_json(p)
     p.set_defaults(func=run, budget="default")
@@ -108,6 +118,8 @@ class _Progress:
 
 
 def run(args) -> int:
+    if args.dry_run:
+        return _dry_run(args)
     r = Run(args.selectors, budget=args.budget, seed=args.seed, params=param_items(args.param), cpu=args.cpu,
             db=args.db, argv=sys.argv[1:], rerun_unsteady=not args.no_rerun)
     progress = None
@@ -118,6 +130,7 @@ def run(args) -> int:
         nonlocal done
         done += 1
         progress.finish(done, v)
+        _changed_claim_file(r, v)
         if args.json:  # printed even when the database refused it: the verdict is not lost
             with writing(sys.stdout):  # a full stdout (/dev/full): one line; the verdict is stored
                 print(json.dumps(v.to_json(samples=args.samples)), flush=True)
@@ -137,6 +150,36 @@ def run(args) -> int:
     finally:
         _finish(r, status, progress, args.json)
     return 0
+
+
+def _dry_run(args) -> int:
+    """The plans the run would follow (engine/dryrun.py); no database is opened."""
+    claims = registry.select(args.selectors)
+    params = parse_params(claims, param_items(args.param))
+    seed = args.seed if args.seed is not None else secrets.randbelow(2**31)
+    cpu, facts = choose_cpu(args.cpu), host_facts.collect()
+    plans = [dryrun.describe(c, Settings(params=params[c.id], budget=BUDGETS[args.budget], seed=seed, cpu=cpu,
+                                         host=facts)) for c in claims]
+    with writing(sys.stdout):
+        if args.json:
+            for p in plans:
+                print(json.dumps(p))
+        else:
+            plan_view.render(plans, sys.stdout)
+    return 0
+
+
+def _changed_claim_file(r: Run, v: Verdict) -> None:
+    """A claim file whose definition is not the one its first run registered: say so
+    (userclaims/registration.py); history marks every such verdict."""
+    h = (v.evidence.get("facts") or {}).get("definition_hash")
+    if not h or not r.store:
+        return
+    from perflab.userclaims import registration  # claim files only
+
+    note = registration.note(r.store.records(v.claim), h)
+    if note:
+        print(safe(f"perflab: {v.claim}: {note} (see 'perflab history {v.claim}')"), file=sys.stderr)
 
 
 def _quietly(fn, *args, **kwargs) -> None:

@@ -2,7 +2,7 @@
 
 One function decides a measured claim at a look (``evaluate``) and one turns a decision
 and its controls into the verdict's outcome (``final_outcome``); the runner calls them on
-fresh samples and ``decide_again`` on a stored record, so a run decided again with the
+fresh samples and engine/rejudge.py on a stored record, so a run decided again with the
 same rule version gives the same answer (the bootstrap is seeded from the run's seed,
 the claim and the look).
 """

@@ -13,7 +13,9 @@ definitions are then never compared silently. The files are found, not listed by
   relative to the package: ``("tracer", "subjects/pyswitch.py")``), and the claim's own
   ``kernel`` and ``sources`` count the same way;
 * a kernel is ``kernels/<name>.c`` or the directory ``kernels/<name>/`` with every kernel's
-  shared code (``kernels/lib/``) and headers (docs/kernels.md, "Layout").
+  shared code (``kernels/lib/``) and headers (docs/kernels.md, "Layout");
+* a claim read from a file that is not Python (a TOML claim file, userclaims/): that
+  file's text, and the module whose plan and decision interpret it with its imports.
 
 ``tests/test_provenance.py`` fails when a file under ``src/perflab/`` is in no claim's
 inputs and not in ``NO_EFFECT``, the files that cannot change a result (views, storage,
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import inspect
 import json
 import re
 from functools import lru_cache
@@ -42,6 +45,7 @@ NO_EFFECT = (
     "__init__.py", "__main__.py", "api.py",
     "cli/", "results/", "core/schema.py", "engine/registry.py",
     "engine/rejudge.py",  # decides stored records again; a run never imports it
+    "userclaims/files.py", "userclaims/registration.py",  # which claim files are named; their history
     "subjects/__init__.py",
 )
 ROOT_INIT = PACKAGE / "__init__.py"  # runs on every import, but only names the public API (lazily)
@@ -133,7 +137,10 @@ def inputs(claim: Claim) -> list[Path]:
     """Every file whose text can change this claim's result, sorted."""
     files: set[Path] = set()
     declared: list[str] = [claim.kernel, *claim.sources]
-    roots = [Path(claim.source)] if claim.source else []
+    roots = [Path(claim.source)] if claim.source.endswith(".py") else []
+    if claim.source and not claim.source.endswith(".py"):  # a claim file (TOML): its text, and the
+        files.add(Path(claim.source))  # module whose plan and decision read it (userclaims/build.py)
+        roots.append(Path(inspect.getsourcefile(claim.plan or claim.observe)))
     roots += [f for f in (_module_file(m) for m in BASE_MODULES) if f is not None]
     for root in roots:
         found, decl = _closure(root.resolve())

@@ -7,11 +7,13 @@ from __future__ import annotations
 import difflib
 import importlib
 import inspect
+import os
 import pkgutil
 from dataclasses import replace
 from functools import lru_cache
 from importlib.metadata import entry_points
 from types import ModuleType
+from typing import Sequence
 
 from perflab.core.claim import Claim
 from perflab.core.errors import PerflabError, UsageError
@@ -74,23 +76,48 @@ def topics() -> list[str]:
     return sorted({c.topic for c in all_claims()})
 
 
-def select(selectors: list[str]) -> list[Claim]:
-    """Topics and claim ids, in the order given, duplicates removed; none = every claim."""
-    claims = all_claims()
+def select(selectors: list[str], claims_dirs: Sequence[str] = ()) -> list[Claim]:
+    """Topics, claim ids, and claim files or directories of them (userclaims/files.py), in
+    the order given, duplicates removed; none = every claim. The claim files of
+    ``claims_dirs`` join the claims that ids and topics select."""
+    claims, files = _with_claim_files(selectors, claims_dirs)
     if not selectors:
         return list(claims)
     by_id = {c.id: c for c in claims}
+    known_topics = sorted({c.topic for c in claims})
     chosen: dict[str, Claim] = {}
     for sel in selectors:
         if sel in by_id:
             chosen.setdefault(sel, by_id[sel])
-        elif sel in topics():
+        elif sel in known_topics:
             for c in claims:
                 if c.topic == sel:
                     chosen.setdefault(c.id, c)
+        elif sel in files:
+            for c in files[sel]:
+                chosen.setdefault(c.id, c)
         else:
-            raise UsageError(f"unknown claim or topic: {safe(sel)}{_hint(sel, list(by_id), topics())}")
+            raise UsageError(f"unknown claim or topic: {safe(sel)}{_hint(sel, list(by_id), known_topics)}")
     return list(chosen.values())
+
+
+def _with_claim_files(selectors: list[str], claims_dirs: Sequence[str]) -> tuple[list[Claim], dict[str, list[Claim]]]:
+    """Every claim selectors may name (perflab's, the plug-ins', those of ``claims_dirs``)
+    and the claims of each selector that is a claim file or directory, all read and
+    checked at once before anything runs."""
+    claims = list(all_claims())
+    ids, names = {c.id for c in claims}, {c.id for c in claims} | {c.topic for c in claims}
+    others = [s for s in selectors if s not in names]
+    if not others and not claims_dirs:
+        return claims, {}
+    from perflab.userclaims import files as claim_files  # imported only when a claim file may be named
+
+    paths = [s for s in others if claim_files.looks_like_path(s) or os.path.isdir(s)]
+    if not paths and not claims_dirs:
+        return claims, {}
+    loaded = claim_files.load([*claims_dirs, *paths], taken=ids)
+    claims += [c for d in claims_dirs for c in loaded[d]]
+    return claims, {p: loaded[p] for p in paths}
 
 
 def _hint(sel: str, ids: list[str], known_topics: list[str]) -> str:

@@ -27,6 +27,7 @@ from perflab.core.record import Outcome, Series, Verdict
 from perflab.decide.rules import exact_rule
 from perflab.decide.summary import curve_of
 from perflab.engine import judge
+from perflab.userclaims.build import from_record
 
 SAMPLES, POINTS, AS_RECORDED = "samples", "points", "as recorded"
 REPORT_Z = 1.959964  # the points' CIs are 95% (engine/runner.py, REPORT_CONF)
@@ -150,7 +151,7 @@ def rejudge(verdicts: list[Verdict], claims: Mapping[str, Claim]) -> list[Rejudg
     """Each stored verdict decided again where it can be; otherwise kept, with the reason."""
     out = []
     for v in verdicts:
-        claim = claims.get(v.claim)
+        claim = claims.get(v.claim) or from_record(v)  # a claim file's record carries its definition
         if claim is None:
             out.append(Rejudged(v, v, AS_RECORDED, "no such claim is registered here"))
             continue

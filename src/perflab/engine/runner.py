@@ -60,7 +60,9 @@ class SampleCache:
 
 
 def rerun_command(claim: Claim, settings: Settings) -> str:
-    parts = ["perflab", "run", claim.id, "--seed", str(settings.seed), "--budget", settings.budget.name]
+    # a claim file (userclaims/) is selected by its path, every other claim by its id
+    selector = claim.source if claim.source.endswith(".toml") else claim.id
+    parts = ["perflab", "run", selector, "--seed", str(settings.seed), "--budget", settings.budget.name]
     parts += ["--cpu", str(settings.cpu)]
     for name, value in sorted(settings.params.items()):
         param = claim.param(name)
@@ -127,8 +129,10 @@ def run_claim(
     budget = settings.budget
     try:
         plan = claim.plan(settings)
-    except ClaimSkipped as exc:  # the plan found what the comparison lacks (no other allocator, no Go)
+    except (ClaimSkipped, KernelUnsupported) as exc:  # the plan found what the comparison lacks (no Go...)
         return _base(claim, settings, Outcome.SKIPPED, f"skipped: {exc}", t0)
+    except KernelFailed as exc:  # what the plan prepares failed (a claim file's setup command): stderr kept
+        return _failed(claim, settings, exc, t0)
     facts = judge.as_json(plan.facts)
     lacking = claim.skip(facts) if claim.skip else None
     if lacking:

@@ -279,6 +279,14 @@ class Store:
                                   rule_version))
         return out
 
+    def records(self, claim: str) -> list[tuple[str, str, dict[str, Any]]]:
+        """Every stored record of one claim as (run id, the run's start, record), oldest
+        first: what ``history`` reads a claim file's registered versions from."""
+        rows = self._query("SELECT r.run_id, u.started_at, r.record FROM results r JOIN runs u ON u.id = r.run_id"
+                           " WHERE r.claim = ? ORDER BY u.started_at, r.rowid", (claim,))
+        return [(run_id, started, self._json(text, f"the record of {claim} in run {run_id}"))
+                for run_id, started, text in rows]
+
     def __iter__(self) -> Iterator[RunInfo]:
         return iter(self.runs())
 
