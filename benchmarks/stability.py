@@ -64,6 +64,7 @@ def summarise(runs: list[list[dict]]) -> dict[str, dict]:
             "verdicts": dict(seen.most_common()),
             "steady": len(seen) == 1,
             "aa_failed_first": sum(1 for r in recs if "first_attempt" in r.get("evidence", {})),
+            "duration_s": statistics.median(r.get("duration_s", 0.0) for r in recs),
             "decision": spread,
         }
     return out
@@ -72,14 +73,14 @@ def summarise(runs: list[list[dict]]) -> dict[str, dict]:
 def table(summary: dict[str, dict], walls: list[float], args) -> str:
     lines = [f"{len(walls)} {args.budget} runs; wall time median {statistics.median(walls):.1f} s "
              f"({min(walls):.1f}-{max(walls):.1f} s)", ""]
-    lines.append(f"{'claim':34} {'verdicts':44} {'A/A rerun':>9}  decision quantity: median (min..max, spread)")
+    lines.append(f"{'claim':34} {'verdicts':44} {'A/A rerun':>9} {'time s':>6}  decision quantity: median (min..max, spread)")
     for cid, s in summary.items():
         seen = ", ".join(f"{v} {n}/{s['runs']}" for v, n in s["verdicts"].items())
         d = s["decision"]
         dq = "-" if d is None else (f"{d['median']:.3g} ({d['min']:.3g}..{d['max']:.3g}"
                                     + (f", {d['relative']:.0%})" if d["relative"] is not None else ")"))
         mark = " " if s["steady"] else "*"
-        lines.append(f"{mark}{cid:33} {seen:44} {s['aa_failed_first']:>9}  {dq}")
+        lines.append(f"{mark}{cid:33} {seen:44} {s['aa_failed_first']:>9} {s['duration_s']:>6.1f}  {dq}")
     steady = sum(1 for s in summary.values() if s["steady"])
     lines += ["", f"{steady} of {len(summary)} claims gave one verdict in every run (* marks the others)"]
     return "\n".join(lines)
@@ -92,12 +93,16 @@ def main() -> int:
     ap.add_argument("--budget", default="quick")
     ap.add_argument("--seed", type=int, default=1000, help="the first run's seed; run i uses seed + i")
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--keep", metavar="DIR", help="also write each run's records to DIR/runN.jsonl")
     args = ap.parse_args()
     runs, walls = [], []
     with tempfile.TemporaryDirectory(prefix="perflab-stability-") as tmp:
         for i in range(args.runs):
             recs, wall = one_run(args.selectors, args.budget, args.seed + i, Path(tmp) / f"run{i}.db")
             runs.append(recs)
+            if args.keep:
+                Path(args.keep).mkdir(parents=True, exist_ok=True)
+                (Path(args.keep) / f"run{i}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
             walls.append(wall)
             counts = Counter(r["outcome"] for r in recs)
             print(f"stability: run {i + 1}/{args.runs} in {wall:.1f} s: "

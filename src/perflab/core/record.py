@@ -61,7 +61,8 @@ class Reason(str, enum.Enum):
 
 
 ACTIONS = {
-    Reason.BETWEEN: "the effect is there but smaller than the claim says: more samples will not change that",
+    Reason.BETWEEN: ("the interval lies between the two thresholds: the effect is not the size the claim says "
+                     "(nor what would refute it); more samples will not change that"),
     Reason.NOISY: "rerun with --rigorous, or on a quieter machine",
     Reason.CONTROL: "rerun later on a quieter machine; a failed positive control means the probe cannot see the effect here",
     Reason.CAPPED: "raise the named limit and rerun",
