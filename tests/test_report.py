@@ -290,3 +290,21 @@ def test_a_wrapped_label_is_two_lines_not_an_escape():
     panel = figures.Panel("", "threads (count)", figures.y_label("1 = malloc resolved into the allocator"), [line])
     svg = draw.svg(figures.Figure("k", "t", [panel]), "k")
     assert "\\n" not in svg and "into the allocator)" in svg
+
+
+def test_a_user_claims_section_is_drawn_like_a_built_in_one(tmp_path):
+    """A claim file's record carries its definition: the report rebuilds its rule and draws
+    its decision against the file's ranges, as for a built-in claim (issue 14)."""
+    import perflab
+    from perflab.results.report import content
+    from perflab.results.sources import Source
+    from perflab.userclaims.build import from_record
+
+    fixture = Path(__file__).parent / "fixtures" / "claims" / "ratio-true.toml"
+    (v,) = perflab.run([str(fixture)], budget="quick", seed=1, db=tmp_path / "p.db")
+    assert v.claim not in RULES and v.decision is not None
+    (item,) = content.items([Source(v.run_id, [v])])
+    [strip] = item.plan.decision
+    rule = from_record(v).rule
+    assert (strip.supported, strip.refuted) == (rule.supported, rule.refuted) and not item.plan.decision_note
+    assert (strip.value, strip.ci) == (v.decision.value, v.decision.ci)

@@ -12,6 +12,7 @@ from perflab.core.record import Verdict
 from perflab.engine import registry
 from perflab.results.report import figures
 from perflab.results.sources import Source
+from perflab.userclaims.build import from_record
 
 HOST_ROWS = (("hostname", "host name"), ("cpu_model", "CPU"), ("cores_online", "cores online"),
              ("cpus_allowed", "CPUs allowed"), ("caches", "caches"), ("kernel", "kernel"), ("glibc", "C library"),
@@ -146,13 +147,18 @@ def anchor(index: int, claim: str) -> str:
 
 
 def items(srcs: list[Source]) -> list[Item]:
-    """Every verdict of every source, with the registered rule of its claim (if any)."""
+    """Every verdict of every source, with the rule of its claim: registered, or rebuilt from
+    the definition a claim file's record carries (else none)."""
     rules = {c.id: c.rule for c in registry.all_claims()}
     out = []
     for i, src in enumerate(srcs):
         for j, v in enumerate(src.verdicts):
             key = f"f{i}-{j}"
-            out.append(Item(src, v, anchor(i, v.claim), key, figures.plan(v, rules.get(v.claim), key)))
+            rule = rules.get(v.claim)
+            if rule is None:  # a claim file's record carries its definition: its rule, rebuilt
+                built = from_record(v)
+                rule = built.rule if built else None
+            out.append(Item(src, v, anchor(i, v.claim), key, figures.plan(v, rule, key)))
     return out
 
 
