@@ -30,6 +30,7 @@
  * Like launch.c, the parent-death signal is SIGTERM, caught: when perflab dies, kill(2)
  * of our process group (0) takes the command and every descendant that stayed in it. */
 #include "lib/common.h"
+#include "lib/command.h"
 
 #include <regex.h>
 #include <sys/mman.h>
@@ -100,30 +101,15 @@ static regex_t compile(const char *pattern)
     return re;
 }
 
-/* execvp(3)'s PATH search, once, before any timing (as the tracer does). */
+/* execvp(3)'s PATH search, once, before any timing (lib/command.h). */
 static char *resolve(const char *name)
 {
-    if (strchr(name, '/')) {
-        if (access(name, X_OK) != 0)
-            die("cannot execute %s: %s", name, strerror(errno));
-        return strdup(name);
-    }
-    const char *path = getenv("PATH");
-    if (!path || !*path)
-        path = "/usr/local/bin:/bin:/usr/bin";
-    for (const char *p = path;; p++) {
-        const char *end = strchrnul(p, ':');
-        char *cand;
-        struct stat st;
-        if (asprintf(&cand, "%.*s%s%s", (int)(end - p), p, end == p ? "" : "/", name) < 0)
-            die("out of memory");
-        if (access(cand, X_OK) == 0 && stat(cand, &st) == 0 && S_ISREG(st.st_mode))
-            return cand;
-        free(cand);
-        if (!*end)
-            die("command not found: %s (searched PATH=%s)", name, path);
-        p = end;
-    }
+    char *path = path_search(name);
+    if (!path)
+        die("command not found: %s (searched PATH=%s)", name, getenv("PATH") ? getenv("PATH") : "");
+    if (access(path, X_OK) != 0)
+        die("cannot execute %s: %s", path, strerror(errno));
+    return path;
 }
 
 static void parse_options(int argc, char **argv, struct options *o)
@@ -134,15 +120,10 @@ static void parse_options(int argc, char **argv, struct options *o)
     o->regex = o->chdir = o->label = NULL;
     o->argv = NULL;
     int i = 1;
-    for (; i < argc; i++) {
-        const char *a = argv[i], *eq = strchr(a, '=');
-        if (!strcmp(a, "--"))
-            break;
-        if (strncmp(a, "--", 2) != 0 || !eq)
-            usage("expected --key=value or --", a);
-        const char *v = eq + 1;
-        size_t k = (size_t)(eq - a);
-#define KEY(s) (k == strlen(s) && !strncmp(a, s, k))
+    struct cmd_option opt;
+    while (next_cmd_option(argc, argv, &i, &opt, usage)) {
+        const char *a = opt.arg, *v = opt.value;
+#define KEY(s) cmd_option_is(&opt, s)
         if (KEY("--check-regex")) {
             regex_t re = compile(v);
             json_begin();

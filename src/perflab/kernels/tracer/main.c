@@ -18,6 +18,7 @@
  * record (exec_error), not by the exit code.
  */
 #include "tracer.h"
+#include "lib/command.h"
 
 #include <fcntl.h>
 #include <poll.h>
@@ -57,44 +58,16 @@ static int parse_fd(const char *s)
     return (int)v;
 }
 
-/* execvp(3)'s PATH search, done once before fork so that the command makes exactly one
- * execve (execvp would try each PATH entry, and every failed try would be counted). */
-static char *resolve(const char *name)
-{
-    if (strchr(name, '/'))
-        return strdup(name);
-    const char *path = getenv("PATH");
-    if (!path || !*path)
-        path = "/usr/local/bin:/bin:/usr/bin";
-    for (const char *p = path;; p++) {
-        const char *end = strchrnul(p, ':');
-        char *cand;
-        if (asprintf(&cand, "%.*s%s%s", (int)(end - p), p, end == p ? "" : "/", name) < 0)
-            die("out of memory");
-        if (access(cand, X_OK) == 0)
-            return cand;
-        free(cand);
-        if (!*end)
-            return strdup(name); /* not found: execve reports ENOENT */
-        p = end;
-    }
-}
-
 static void parse_options(int argc, char **argv, struct options *o)
 {
     o->mech = -1;
     o->cgroup = o->tracefs = o->marker = NULL;
     o->fd[0] = o->fd[1] = o->fd[2] = -1;
     int i = 1;
-    for (; i < argc; i++) {
-        const char *a = argv[i], *eq = strchr(a, '=');
-        if (!strcmp(a, "--"))
-            break;
-        if (strncmp(a, "--", 2) != 0 || !eq)
-            usage("expected --key=value or --", a);
-        const char *v = eq + 1;
-        size_t k = (size_t)(eq - a);
-#define KEY(s) (k == strlen(s) && !strncmp(a, s, k))
+    struct cmd_option opt;
+    while (next_cmd_option(argc, argv, &i, &opt, usage)) {
+        const char *a = opt.arg, *v = opt.value;
+#define KEY(s) cmd_option_is(&opt, s)
         if (KEY("--mechanism")) {
             for (o->mech = 0; mech_names[o->mech] && strcmp(mech_names[o->mech], v); o->mech++)
                 ;
@@ -125,7 +98,9 @@ static void parse_options(int argc, char **argv, struct options *o)
     if (o->mech == M_PERF && !o->tracefs)
         usage("--mechanism=perf needs --tracefs=DIR (a mounted tracefs)", NULL);
     o->argv = argv + i + 1;
-    o->path = resolve(o->argv[0]);
+    o->path = path_search(o->argv[0]);
+    if (!o->path) /* not found: execve reports ENOENT, as the command's own failure */
+        o->path = strdup(o->argv[0]);
 }
 
 /* ---- the held child ---------------------------------------------------------------- */

@@ -12,6 +12,7 @@ from perflab.core.record import Verdict
 from perflab.engine import registry
 from perflab.results.report import figures
 from perflab.results.sources import Source
+from perflab.results.terminal import fmt_detail
 from perflab.userclaims.build import from_record
 
 HOST_ROWS = (("hostname", "host name"), ("cpu_model", "CPU"), ("cores_online", "cores online"),
@@ -100,13 +101,8 @@ def check_rows(v: Verdict) -> list[tuple[str, str, str, str, str]]:
 
 
 def _detail(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    if isinstance(value, list):
-        return "[" + ", ".join(_detail(x) for x in value) + "]"
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{k}: {_detail(x)}" for k, x in value.items()) + "}"
-    return "" if value is None else str(value)
+    """A control's or check's detail as the terminal shows it (results/terminal.py); none: empty."""
+    return "" if value is None else fmt_detail(value)
 
 
 def host_rows(host) -> list[tuple[str, str]]:
