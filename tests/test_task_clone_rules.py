@@ -408,3 +408,25 @@ def test_threads_share(breakage, expected):
     if breakage:
         breakage(obs)
     assert verdict("task.threads-share", obs)[0] == expected
+
+
+def test_survey_reads_a_thread_groups_maps_once(tmp_path):
+    """Its tasks share one mm: the first live task's maps count for the others (a process
+    of 10,000 threads took 112 s to survey, reading 10,000 maps of 20,000 lines); a
+    zombie leader (its mm released) is read for itself, and never stands for the group."""
+    from perflab.observe.procfs.tasks import survey
+
+    def task(pid, tid, state, maps_lines, flags=0x400040):
+        d = tmp_path / str(pid) / "task" / str(tid)
+        d.mkdir(parents=True)
+        fields = [state, "1", str(pid), str(pid), "0", "-1", str(flags)] + ["0"] * 44
+        (d / "stat").write_text(f"{tid} (worker) {' '.join(fields)}\n")
+        (d / "status").write_text("Name:\tworker\n" + ("VmSize:\t  8000 kB\n" if state != "Z" else ""))
+        if maps_lines is not None:
+            (d / "maps").write_text("".join(f"{i:x}000-{i + 1:x}000 r--p 0 00:00 0\n" for i in range(maps_lines)))
+
+    task(500, 500, "Z", 0)  # the leader has exited: its maps are empty
+    task(500, 501, "S", 7)
+    task(500, 502, "R", None)  # not read: the group's count stands for it
+    rows = {r["tid"]: r for r in survey(str(tmp_path))}
+    assert {tid: rows[tid]["mappings"] for tid in (500, 501, 502)} == {500: 0, 501: 7, 502: 7}

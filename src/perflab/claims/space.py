@@ -184,7 +184,8 @@ def kthread_checks(tasks: list[Mapping[str, Any]], self_pid: int) -> Checked:
         "user_vmsize_kib": {"min": min((t["vmsize_kib"] or 0) for t in users) if users else None,
                             "max": max((t["vmsize_kib"] or 0) for t in users) if users else None},
         "method": "PF_KTHREAD (0x00200000) in field 9 of /proc/PID/task/TID/stat identifies a kernel "
-        "thread; the property tested is read apart: lines of maps, the VmSize line of status (proc(5))",
+        "thread; the property tested is read apart: lines of maps (once per thread group, whose tasks share "
+        "one mm), the VmSize line of status (proc(5))",
     }
     series = Curve("tasks", "kind", "tasks")
     series.add("kernel threads", float(len(kth)))
