@@ -253,3 +253,18 @@ def nobody_python() -> str:
 def as_nobody(python: str, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([*SETPRIV, python, "-m", "perflab", *args], env=nobody_env(),
                           capture_output=True, text=True, cwd="/", timeout=60)
+
+
+AMD_DB_GZ = REPO / "tests" / "fixtures" / "hosts" / "amd-epyc-2vcpu" / "default-run.db.gz"
+
+
+@pytest.fixture
+def amd_db(tmp_path) -> Path:
+    """A copy of the AMD host's recorded database (a default run, store schema 2, record
+    version 1, raw samples), gzipped in the tree (tests/fixtures/hosts/README.md)."""
+    import gzip
+
+    db = tmp_path / "amd.db"
+    with gzip.open(AMD_DB_GZ, "rb") as src, open(db, "wb") as out:
+        shutil.copyfileobj(src, out)
+    return db

@@ -5,7 +5,6 @@ on those machines by hand (their README's table)."""
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
@@ -67,14 +66,12 @@ def test_records_without_samples_say_how_they_were_decided():
             assert (r.new.outcome, r.new.reason) == (r.old.outcome, r.old.reason)
 
 
-def test_the_amd_database_with_raw_samples(tmp_path):
+def test_the_amd_database_with_raw_samples(amd_db):
     """The same AMD run from its database (raw samples, migrated to record version 2):
     decided from the samples, no confident verdict against the truth; where the old run
     stopped after its first look on three rounds, the blocked interval may leave a
     linear walk undecided (noisy), never refuted."""
-    db = tmp_path / "amd.db"
-    shutil.copy(HOSTS / "amd-epyc-2vcpu" / "default-run.db", db)
-    with Store(db) as store:
+    with Store(amd_db) as store:
         verdicts = store.verdicts(store.resolve_run("last"))
     claims = {c.id: c for c in registry.all_claims()}
     by_claim = {r.old.claim: r for r in rejudge(verdicts, claims)}

@@ -5,9 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import json
-import shutil
 import sqlite3
-from pathlib import Path
 
 import pytest
 
@@ -79,15 +77,10 @@ def test_migrates_a_v1_database_forward_keeping_its_data(db):
     assert [h.run_id for h in s.history("io.poll-linear")] == ["old", "r1"]
 
 
-def test_the_recorded_amd_database_migrates_and_reads(tmp_path):
+def test_the_recorded_amd_database_migrates_and_reads(amd_db):
     """The database a real run left (record version 1, schema 2) migrates; every record
     then reads as version 2 with the raw samples of every point."""
-    src = Path(__file__).resolve().parents[2] / "shared" / "hosts" / "amd-epyc-2vcpu" / "default-run.db"
-    if not src.exists():
-        pytest.skip("the recorded runs of ../shared/hosts are not beside this checkout")
-    db = tmp_path / "amd.db"
-    shutil.copy(src, db)
-    s = Store(db)
+    s = Store(amd_db)
     (run,) = s.runs()
     verdicts = s.verdicts(run.id)
     assert len(verdicts) == 33
