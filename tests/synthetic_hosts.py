@@ -140,7 +140,8 @@ class SyntheticKernel:
         record: dict[str, Any] = {}
         for key, (value, kind) in values.items():
             noise = math.exp(self.rng.gauss(0.0, self.host.noise))
-            record[key] = value * slow * noise if kind == "time" else value / (slow * noise) if kind == "rate" else value
+            factor = {"time": slow * noise, "rate": 1 / (slow * noise)}.get(kind, 1.0)
+            record[key] = value * factor
         return record
 
 

@@ -116,7 +116,8 @@ BASE: list[Case] = [
     *rows("fork.cost-grows-with-memory", "intel", **{"big-fixed": (S, "as on the AMD host")}),
     *rows("fork.cost-grows-with-memory", "mem-4g", true=(S, "sizes to 768 MiB are enough"),
           false=(R, "768 MiB is no cap (>= 256): the refutation stands")),
-    *rows("fork.cost-grows-with-memory", "mem-1g", true=(S, "a capped plan may support: 29.6 us per MiB shows by 150 MiB"),
+    *rows("fork.cost-grows-with-memory", "mem-1g",
+          true=(S, "a capped plan may support: 29.6 us per MiB shows by 150 MiB"),
           false=(CAPPED, "flat to 150 MiB, but the cap could hide the growth: no refutation"),
           **{"huge-fixed": (CAPPED, "3 ms fixed + 3 us per MiB, flat-looking to 150 MiB: no refutation")}),
     *generic("fork.vfork-constant", "vfork 30 us, posix_spawn 0.5 ms, flat", "posix_spawn forks (an old libc): "
@@ -125,7 +126,11 @@ BASE: list[Case] = [
     *rows("fork.vfork-constant", "intel", slight=(R, "as on the AMD host")),
     *rows("fork.vfork-constant", "mem-4g", true=(S, "flat to 768 MiB: no cap"),
           false=(R, "posix_spawn's growth shows at 768 MiB")),
-    *rows("fork.vfork-constant", "mem-1g", false=(R, "growth is seen even at 150 MiB: a cap cannot fake growth")),
+    *rows("fork.vfork-constant", "mem-1g", false=(R, "growth is seen even at 150 MiB: a cap cannot fake growth"),
+          true=(CAPPED, "flat to 150 MiB, but a short sweep hides a small cost per MiB: no support"),
+          between=(CAPPED, "1.5x at 1 GiB ('between' there) is 1.07x at 150 MiB: the cap hides it"),
+          slight=(CAPPED, "2.2x at 1 GiB (refuted there) is 1.18x at 150 MiB (the rule alone: supported or "
+                          "noisy); undecided on a capped sweep is the cap's doing")),
     # ---- task, green, space: ratios of single points
     *generic("task.thread-cheaper", "thread 20 us, fork 116 us (5.7x)", "fork 0.9x a thread", "fork 1.3x a thread",
              "fork exactly 1.5x a thread"),
@@ -167,7 +172,8 @@ BASE: list[Case] = [
           false=(R, "flat and levelled: a cap that did not cut the curve short blocks nothing")),
     *rows("cache.cpu-ladder", "mem-1g", true=(S, "the AMD curve has levelled off by 128 MiB, below the 150 MiB cap")),
     *generic("cache.ladder", "L1 1.1, L2 3.8, L3 13, DRAM 156 ns, page-cache hit ~0.8 us, device 44 us",
-             "a page-cache hit of 100 ns, below DRAM", "a page-cache hit 1.2x DRAM", "a page-cache hit exactly 1.5x DRAM"),
+             "a page-cache hit of 100 ns, below DRAM", "a page-cache hit 1.2x DRAM",
+             "a page-cache hit exactly 1.5x DRAM"),
     *rows("cache.ladder", "amd-extras", true=(S, "a memcached GET (25 us) between the hit and the device (44 us)")),
     *rows("cache.ladder", "mem-4g", true=(S, "the DRAM row at 512 MiB (220 ns) still far below the hit")),
     # ---- lib.allocator-scaling: T = CPUs allowed, refutation only above 8
@@ -210,11 +216,6 @@ CAPPED_REASON = (
     "'between' or 'noisy' (whose actions say 'more samples will not change that' / 'rerun with --rigorous') "
     "where only raising the named limit can decide; cache.cpu-ladder already passes undecided_too=True, the io "
     "claims, fork.cost-grows-with-memory and lib.allocator-scaling do not")
-VFORK_CAP = (
-    "fork.vfork-constant's plan records the cap (sizes below 256 MiB, from MemAvailable / 4, plan facts 'capped') "
-    "but decide_vfork ignores it: over 16..150 MiB a vfork whose cost grows 2.2x by 1 GiB looks 1.18x and is "
-    "supported. A short sweep hides growth, so a capped plan may refute (growth seen) but never support, as "
-    "io.epoll-flat does with capped(..., block=SUPPORTED)")
 BUGS = [
     Case("io.epoll-all-ready", "sandbox", "true", CAPPED,
          "89 ns per event beside a 10 us call: over 101..1,008 fds the exponent is ~0.7 (the fixed cost rules), "
@@ -227,10 +228,6 @@ BUGS = [
          "cannot decide; the default budget's interval straddles 1.1 and the rule says 'noisy'",
          xfail=CAPPED_REASON + "; lib.allocator-scaling turns into 'capped' only an answer that refutes in both "
                                "patterns"),
-    *(Case("fork.vfork-constant", "mem-1g", world, CAPPED, why, xfail=VFORK_CAP) for world, why in (
-        ("true", "flat to 150 MiB, but a short sweep hides a small cost per MiB: no support"),
-        ("between", "1.5x at 1 GiB ('between' there) is 1.07x at 150 MiB: the cap hides it"),
-        ("slight", "2.2x at 1 GiB (refuted there) is 1.18x at 150 MiB: the cap hides it"))),
     Case("fork.cost-grows-with-memory", "mem-4g", "huge-fixed", BETWEEN,
          "3 ms fixed + 3 us per MiB: the cost follows memory linearly (net exponent 1.0, affine R2 ~1, b > 0) but "
          "at 768 MiB the largest size is 1.77x the empty parent: the growth is smaller than the claimed 5x",
@@ -293,7 +290,8 @@ LEVEL_OFF = (
     "by max/min: one slow process among those four breaks the 15% test in either direction (seen: 512 MiB "
     "[1.14, 1.93] ns against 1 GiB [1.09, 1.14]), the sweep extends to the time allowance and the verdict is "
     "'capped: latency still rising at 1 GiB' where the latency fell; the quiet host levels off at 128-256 MiB")
-BIMODAL_BUGS = {("cache.cpu-ladder", "bimodal", "false"): LEVEL_OFF, ("cache.cpu-ladder", "bimodal-25", "true"): LEVEL_OFF}
+BIMODAL_BUGS = {("cache.cpu-ladder", "bimodal", "false"): LEVEL_OFF,
+                ("cache.cpu-ladder", "bimodal-25", "true"): LEVEL_OFF}
 
 
 @pytest.mark.parametrize("case,host", [
@@ -329,6 +327,7 @@ CAPPABLE = {
     **{cid: "RLIMIT_NOFILE below 10,016" for cid in ("io.select-linear", "io.poll-linear", "io.epoll-flat",
                                                       "io.epoll-needs-edge", "io.epoll-all-ready")},
     "fork.cost-grows-with-memory": "MemAvailable below 1 GiB",
+    "fork.vfork-constant": "MemAvailable below 1 GiB",
     "cache.cpu-ladder": "MemAvailable / 4 below where the latency levels off",
     "lib.allocator-scaling": "8 CPUs or fewer",
 }
