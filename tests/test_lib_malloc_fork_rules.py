@@ -588,3 +588,21 @@ def test_vfork_rule(vf, sp, expected, reason):
     assert d.outcome is expected, d
     assert d.inconclusive is reason
     assert {"vfork latency at 1024 MiB / at 0 MiB", "posix_spawn latency at 1024 MiB / at 0 MiB"} <= set(d.thresholds)
+
+
+def test_vfork_over_a_capped_sweep_may_refute_but_never_support():
+    """Sizes to 128 MiB (MemAvailable 512 MiB): a vfork that grows 2.2x by 1 GiB looks flat there,
+    so a flat-looking curve is capped, not supported; growth seen still refutes."""
+    s = Settings(params={"max_mib": 0}, budget=BUDGETS["quick"], seed=1, cpu=0, host={"mem_available_bytes": 512 << 20})
+    facts = fork.size_facts(s, fork.CAP_HIDES_FLATNESS)
+    assert facts["capped"]["value"] == "512 MiB" and "showing no growth" in facts["capped"]["why"]
+    xs = (0, *fork.sizes(fork.max_mib(s)))
+
+    def series(vf, sp):
+        return (synthetic("vfork", xs, vf, n=5, noise=0.03, seed=5, x="MiB"),
+                synthetic("posix_spawn", xs, sp, n=5, noise=0.03, seed=6, x="MiB"))
+
+    flat = decide(VFORK, *series(lambda m: 31_000.0 * (1 + m / 830), lambda m: 530_000.0), facts=facts)
+    assert (flat.outcome, flat.inconclusive) == (Outcome.INCONCLUSIVE, Reason.CAPPED) and "capped" in flat.reason
+    grows = decide(VFORK, *series(lambda m: 31_000.0, lambda m: 530_000.0 + 30_000 * m), facts=facts)
+    assert grows.outcome is Outcome.REFUTED
