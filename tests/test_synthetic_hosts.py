@@ -210,26 +210,20 @@ THRASHING = [Case(cid, "thrashing", "true", CONTROL, "processes 40% apart: the A
                   params=DROP if cid == "cache.dentry" else {})
              for cid in MEASURED if cid != "space.syscall-in-context"]
 
-# Rule bugs the synthetic hosts found, each diagnosed where it fails (xfail, strict: it must
-# fail until its cause is fixed; thresholds are CLAIMS.md's and stay as they are)
-CAPPED_REASON = (
-    "a capped plan's undecided answer is the cap's doing, but the rule reports the reason the uncapped rule "
-    "would give: decide.rules.capped(..., block=...) turns only the blocked outcome into 'capped' and keeps "
-    "'between' or 'noisy' (whose actions say 'more samples will not change that' / 'rerun with --rigorous') "
-    "where only raising the named limit can decide; cache.cpu-ladder already passes undecided_too=True, the io "
-    "claims, fork.cost-grows-with-memory and lib.allocator-scaling do not")
+# Rule bugs the synthetic hosts found. Fixed at their cause: a capped plan's undecided answer
+# is the cap's doing (decide.rules.capped(..., undecided_too=True) in the io claims and
+# fork.cost-grows-with-memory; lib.allocator-scaling says capped where no interval reaches
+# support and one reaches the refutation its CPUs may not give). The last stays xfail (strict:
+# it must fail until its cause is fixed; thresholds are CLAIMS.md's and stay as they are).
 BUGS = [
     Case("io.epoll-all-ready", "sandbox", "true", CAPPED,
          "89 ns per event beside a 10 us call: over 101..1,008 fds the exponent is ~0.7 (the fixed cost rules), "
-         "and the plan is capped below 10,000 fds for exactly that reason", xfail=CAPPED_REASON),
+         "and the plan is capped below 10,000 fds for exactly that reason"),
     Case("fork.cost-grows-with-memory", "mem-1g", "big-fixed", CAPPED,
-         "1 ms + 8 us per MiB: supported to 1 GiB, but at 150 MiB the largest size is only 2.2x the empty parent",
-         xfail=CAPPED_REASON),
+         "1 ms + 8 us per MiB: supported to 1 GiB, but at 150 MiB the largest size is only 2.2x the empty parent"),
     Case("lib.allocator-scaling", "amd-extras", "false", CAPPED,
          "no better than glibc's on 2 CPUs: the refutation is blocked (it needs more than 8), so more rounds "
-         "cannot decide; the default budget's interval straddles 1.1 and the rule says 'noisy'",
-         xfail=CAPPED_REASON + "; lib.allocator-scaling turns into 'capped' only an answer that refutes in both "
-                               "patterns"),
+         "cannot decide; the default budget's interval straddles 1.1, below 1.2: no more samples can support"),
     Case("fork.cost-grows-with-memory", "mem-4g", "huge-fixed", BETWEEN,
          "3 ms fixed + 3 us per MiB: the cost follows memory linearly (net exponent 1.0, affine R2 ~1, b > 0) but "
          "at 768 MiB the largest size is 1.77x the empty parent: the growth is smaller than the claimed 5x",
@@ -293,8 +287,7 @@ LEVEL_OFF = (
     "by max/min: one slow process among those four breaks the 15% test in either direction (seen: 512 MiB "
     "[1.14, 1.93] ns against 1 GiB [1.09, 1.14]), the sweep extends to the time allowance and the verdict is "
     "'capped: latency still rising at 1 GiB' where the latency fell; the quiet host levels off at 128-256 MiB")
-BIMODAL_BUGS = {("cache.cpu-ladder", "bimodal", "false"): LEVEL_OFF,
-                ("cache.cpu-ladder", "bimodal-25", "true"): LEVEL_OFF}
+BIMODAL_BUGS: dict[tuple[str, str, str], str] = {}  # none left (LEVEL_OFF: fixed, floors not medians)
 
 
 @pytest.mark.parametrize("case,host", [

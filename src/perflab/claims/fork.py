@@ -273,7 +273,7 @@ def decide_fork(ev: Evidence, rule: Rule) -> Decision:
     big = max(s.points) if s.points else None
     d3 = ratio_rule(s.points.get(big, []), empty, rule.part("largest / empty"), ev,
                     quantity=f"fork latency at {big} MiB / empty parent")
-    return capped(all_of([d1, d2, d3], rule), ev.facts.get("capped"), block=Outcome.REFUTED)
+    return capped(all_of([d1, d2, d3], rule), ev.facts.get("capped"), block=Outcome.REFUTED, undecided_too=True)
 
 
 def _fit(series: Curve) -> dict[str, Any] | None:

@@ -208,7 +208,8 @@ def _linear_claim(claim_id: str, call: str, walker: str) -> Claim:
         return Plan([one_ready(call, call, settings)], plan_facts(settings))
 
     def decide(ev: Evidence, rule: Rule) -> Decision:
-        return capped(exponent_rule(ev.series[call], rule, ev), ev.facts.get("capped"), block=Outcome.REFUTED)
+        return capped(exponent_rule(ev.series[call], rule, ev), ev.facts.get("capped"), block=Outcome.REFUTED,
+                  undecided_too=True)
 
     return Claim(
         id=claim_id,
@@ -238,7 +239,8 @@ def _epoll_flat_plan(settings: Settings) -> Plan:
 
 def _epoll_flat_decide(ev: Evidence, rule: Rule) -> Decision:
     # a short sweep makes any cost look flat: capped, it may refute (growth seen) but not support
-    return capped(exponent_rule(ev.series["epoll-lt"], rule, ev), ev.facts.get("capped"), block=Outcome.SUPPORTED)
+    return capped(exponent_rule(ev.series["epoll-lt"], rule, ev), ev.facts.get("capped"), block=Outcome.SUPPORTED,
+                  undecided_too=True)
 
 
 def _needs_edge_plan(settings: Settings) -> Plan:
@@ -255,7 +257,8 @@ def _needs_edge_decide(ev: Evidence, rule: Rule) -> Decision:
     lt = exponent_rule(ev.series["epoll-lt"], rule.part("level-triggered"), ev)
     et = exponent_rule(ev.series["epoll-et"], rule.part("edge-triggered"), ev)
     # capped, LT looking flat may be the short sweep's doing: no refutation then
-    return capped(all_of([lt, et], rule), ev.facts.get("capped"), block=Outcome.REFUTED)
+    return capped(all_of([lt, et], rule), ev.facts.get("capped"), block=Outcome.REFUTED,
+                  undecided_too=True)
 
 
 def ready_fixed_n(settings: Settings) -> int:
@@ -302,7 +305,8 @@ def _all_ready_derive(ev: Evidence) -> dict:
 
 
 def _all_ready_decide(ev: Evidence, rule: Rule) -> Decision:
-    return capped(exponent_rule(ev.series["epoll-all-ready"], rule, ev), ev.facts.get("capped"), block=Outcome.REFUTED)
+    return capped(exponent_rule(ev.series["epoll-all-ready"], rule, ev), ev.facts.get("capped"), block=Outcome.REFUTED,
+                  undecided_too=True)
 
 
 EPOLL_MECHANISM = (

@@ -268,6 +268,15 @@ def decide_scaling(ev: Evidence, rule: Rule) -> Decision:
         undecided = [w for o, w in per_pattern.values() if o is Outcome.INCONCLUSIVE]
         out = Outcome.INCONCLUSIVE
         why = Reason.BETWEEN if all(w is Reason.BETWEEN for w in undecided) else Reason.NOISY
+        need = rule["refute_above_cores"]
+        cis = [v["ci"] for v in thresholds.values() if isinstance(v, dict) and "ci" in v]
+        if (cores <= need and rule.supported and rule.refuted and cis and max(hi for _, hi in cis) < rule.supported.lo
+                and any(lo <= rule.refuted.hi for lo, _ in cis)):
+            # no interval reaches support, one reaches the refutation this host may not give:
+            # more samples cannot decide here, a machine with more CPUs can (the cap, not noise)
+            why = Reason.CAPPED
+            reasons.append(f"no interval reaches {rule.supported.lo:g} on {cores} CPUs, and a refutation needs "
+                           f"more than {need:g}")
     thresholds["patterns"] = {p: o.value for p, (o, _w) in per_pattern.items()}
     value, ci = (best[0], (best[1], best[2])) if best else (None, None)
     return Decision(out, quantity, value, ci, thresholds, reason="; ".join(reasons), inconclusive=why,
