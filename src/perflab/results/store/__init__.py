@@ -248,6 +248,19 @@ class Store:
         """The id under which this run's records are already stored here, if they are."""
         return importing.stored_copy(self, verdicts)
 
+    # ---- fleets (store/fleets.py) --------------------------------------------------------
+
+    def resolve_fleet(self, ref: str) -> str:
+        """'fleet-last', a fleet id, or an unambiguous prefix of one."""
+        return fleets.resolve(self, ref)
+
+    def fleet(self, fleet_id: str) -> fleets.FleetInfo:
+        """The fleet, its hosts in their order, each with its run id (None while nothing came back)."""
+        return fleets.info(self, fleet_id)
+
+    def fleet_ids(self) -> list[str]:
+        return fleets.fleets(self)
+
     def _verdict(self, run_id: str, claim: str, text: str) -> Verdict:
         try:
             return Verdict.from_json(self._json(text, f"the record of {claim} in run {run_id}"))
@@ -284,19 +297,6 @@ class Store:
                                   summary, shash, fp, budget, dec.get("value"), dec.get("ci"), dec.get("quantity"),
                                   rule_version))
         return out
-
-    # ---- fleets (store/fleets.py) --------------------------------------------------------
-
-    def resolve_fleet(self, ref: str) -> str:
-        """'fleet-last', a fleet id, or an unambiguous prefix of one."""
-        return fleets.resolve(self, ref)
-
-    def fleet(self, fleet_id: str) -> fleets.FleetInfo:
-        """The fleet, its hosts in their order, each with its run id (None while nothing came back)."""
-        return fleets.info(self, fleet_id)
-
-    def fleet_ids(self) -> list[str]:
-        return fleets.fleets(self)
 
     def __iter__(self) -> Iterator[RunInfo]:
         return iter(self.runs())
