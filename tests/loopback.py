@@ -61,9 +61,11 @@ class Cluster:
                 time.sleep(0.1)
         raise TimeoutError(f"the scheduler did not start: {self.log('scheduler')}")
 
-    def worker(self, name: str, env: dict[str, str] | None = None) -> subprocess.Popen:
-        """``dask worker`` as the README starts one per host, named ``name``."""
-        return self._start(name, [DASK, "worker", self.address, "--nworkers", "1", "--nthreads", "1",
+    def worker(self, name: str, env: dict[str, str] | None = None, cpus: str | None = None) -> subprocess.Popen:
+        """``dask worker`` as the README starts one per host, named ``name``; ``cpus``: the
+        CPUs it may use (taskset(1)), so that hosts on one machine stand apart."""
+        pin = ["taskset", "-c", cpus] if cpus is not None else []
+        return self._start(name, [*pin, DASK, "worker", self.address, "--nworkers", "1", "--nthreads", "1",
                                   "--resources", "bench=1", "--name", name, "--host", "127.0.0.1",
                                   "--no-dashboard", "--dashboard-address", "127.0.0.1:0"], env)
 

@@ -38,7 +38,7 @@ from perflab.fleet import lost, task
 from perflab.fleet.hosts import RESOURCE, Worker
 from perflab.results.store import Store, fleets, importing
 
-POLL_S = 0.1  # the client's loop: messages, finished futures
+POLL_S = 0.05  # the client's loop: messages, finished futures (a queue look-up, ~1 ms, each)
 MEMBERS_EVERY_S = 1.0  # how often the workers still at the scheduler are listed
 TIMEOUT_GRACE_S = 30.0  # past --host-timeout, how long the task has to say it timed out
 STOP_WAIT_S = 10.0  # on Ctrl-C, how long each running task has to say its processes are gone
