@@ -43,6 +43,7 @@ NO_EFFECT = (
     "cli/", "results/", "core/schema.py", "engine/registry.py",
     "engine/rejudge.py",  # decides stored records again; a run never imports it
     "subjects/__init__.py",
+    "fleet/",  # sends `perflab run` to other hosts and brings its records home; a run never imports it
 )
 ROOT_INIT = PACKAGE / "__init__.py"  # runs on every import, but only names the public API (lazily)
 
