@@ -173,11 +173,11 @@ def test_ctrl_c_stops_every_task_and_leaves_no_perflab_process(cluster, tmp_path
 
 def test_host_timeout_kills_the_run_and_records_its_claims(cluster, tmp_path):
     db = tmp_path / "fleet.db"
-    p = fleet("io.select-linear", "io.poll-linear", "--seed", "1304", "--hosts", "hostA", "--host-timeout", "2",
+    p = fleet("io.select-linear", "io.poll-linear", "--seed", "1304", "--hosts", "hostA", "--host-timeout", "1",
               "--json", db=db, cluster=cluster)
     assert p.returncode == 0, p.stderr
     assert gone("1304") == []
-    assert "hostA: TIMEOUT (timed out after 2 s" in p.stderr, p.stderr
+    assert "hostA: TIMEOUT (timed out after 1 s" in p.stderr, p.stderr
     got = records(p.stdout)
     assert [r["claim"] for r in got] == ["io.select-linear", "io.poll-linear"]
     assert all(r["outcome"] == "error" and "host timed out" in r["summary"] for r in got)

@@ -90,7 +90,6 @@ def run_host(fleet_id: str, host: str, run_args: list[str], timeout_s: float | N
     complete, failed, timeout, stopped or refused), its record lines and stderr's tail."""
     from distributed import Event, Queue
 
-    queue = Queue(queue_name(fleet_id))
     started = Event(event_name(fleet_id, "started", host))
     stops = [Event(event_name(fleet_id, "stop")), Event(event_name(fleet_id, "stop", host))]
     t0 = time.monotonic()
@@ -102,6 +101,7 @@ def run_host(fleet_id: str, host: str, run_args: list[str], timeout_s: float | N
     started.set()
     if any(e.is_set() for e in stops):
         return {**result, "status": "stopped", "reason": "stopped before it started"}
+    queue = Queue(queue_name(fleet_id))
     try:
         queue.put({"k": "start", "host": host, "pid": os.getpid()})
         with tempfile.TemporaryDirectory(prefix="perflab-fleet-") as tmp:
