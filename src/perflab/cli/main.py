@@ -22,8 +22,9 @@ def _commands() -> tuple:
     report an import that fails (ulimit -v) in one line."""
     from perflab.cli import history, inspect, listing, rejudge, run, schema, show, trace
     from perflab.cli import compare, export, imports, report  # the views and import of issue 12
+    from perflab.cli import fleet  # issue 13; it imports distributed only when a fleet command runs
 
-    return (listing, run, show, history, rejudge, inspect, trace, schema, report, compare, export, imports)
+    return (listing, run, show, history, rejudge, inspect, trace, schema, report, compare, export, imports, fleet)
 
 
 class Parser(argparse.ArgumentParser):

@@ -10,11 +10,13 @@ from __future__ import annotations
 from perflab.cli import view_args
 from perflab.cli.common import add_db
 from perflab.core.errors import UsageError
+from perflab.results.store.fleets import is_fleet_ref
 
 
 def add_parser(sub) -> None:
     p = sub.add_parser("report", help="a report with plots: HTML (default) or Markdown (default: the last run)")
-    p.add_argument("runs", nargs="*", default=["last"], metavar="RUN|FILE", help=view_args.SOURCES_HELP)
+    p.add_argument("runs", nargs="*", default=["last"], metavar="RUN|FILE",
+                   help=view_args.SOURCES_HELP + "; or one fleet ('fleet-...', 'fleet-last'): claims x hosts")
     p.add_argument("--format", choices=("html", "md"), default="html", help="html (default) or md (PNG plots beside)")
     view_args.add_output(p, None, "the report to FILE (default report.html, or report.md with --format md)")
     add_db(p)
@@ -32,6 +34,11 @@ def run(args) -> int:
         files.check(out)
     else:
         view_args.check_output(out)
+    fleets = [r for r in args.runs if is_fleet_ref(r) and "@" not in r]
+    if fleets:
+        if len(args.runs) != 1:
+            raise UsageError(f"a fleet is reported alone: give {fleets[0]} and nothing else (or FLEET@HOST for a run)")
+        return fleet(args, out)
     srcs = view_args.load(args.runs, args.db)
     claims = sum(len(s.verdicts) for s in srcs)
     if args.format == "html":
@@ -47,4 +54,26 @@ def run(args) -> int:
     if out != "-":
         view_args.say(f"perflab: wrote {out}: {claims} claim(s) of {len(srcs)} run(s), {plots} plot(s), "
                       f"{size / 1024:.0f} KiB")
+    return 0
+
+
+def fleet(args, out: str) -> int:
+    """A fleet's page (results/report/fleet_page.py): the claims x hosts table and, per
+    claim, every host's curves on one plot."""
+    from perflab.results import fleet_view
+    from perflab.results.report import fleet_page, files
+
+    view = fleet_view.load(args.runs[0], args.db)
+    if args.format == "html":
+        text = fleet_page.html_page(view)
+        view_args.emit(out, text)
+        size, plots = len(text.encode()), text.count("<svg ")
+    else:
+        folder = files.plots_folder(out)
+        text, pngs = fleet_page.markdown_page(view, folder.name)
+        files.write_with_plots(out, text, folder, pngs)
+        size, plots = len(text.encode()) + sum(len(b) for b in pngs.values()), len(pngs)
+    if out != "-":
+        view_args.say(f"perflab: wrote {out}: fleet {view.info.id}, {len(view.claims)} claim(s) x "
+                      f"{len(view.hosts)} host(s), {plots} plot(s), {size / 1024:.0f} KiB")
     return 0

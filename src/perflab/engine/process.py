@@ -223,6 +223,35 @@ class Child:
             return self._err_file.read().decode(errors="replace")
         return ""
 
+    def read_stdout(self, timeout_s: float | None = None) -> tuple[bytes, bool]:
+        """What an interactive child's stdout holds now, waiting up to ``timeout_s`` for
+        something, and whether it reached EOF: read(2) on the pipe itself, so no line can
+        wait in a Python buffer that select(2) does not see. Not to be mixed with
+        ``readline`` on the same child."""
+        assert self.proc.stdout is not None
+        fd = self.proc.stdout.fileno()
+        ready, _, _ = select.select([fd], [], [], timeout_s)
+        if not ready:
+            return b"", False
+        data = os.read(fd, 1 << 16)
+        return data, not data
+
+    def stderr_since(self, offset: int) -> tuple[bytes, int]:
+        """An interactive child's stderr written since byte ``offset``, and the offset after
+        it, while it runs (bytes: a read may end inside a character). pread(2) reads at an
+        offset without moving the file position, which the child shares (one open file
+        description) and writes at."""
+        if self._err_file is None:
+            return b"", offset
+        chunks = []
+        while True:
+            data = os.pread(self._err_file.fileno(), 65536, offset)
+            if not data:
+                break
+            chunks.append(data)
+            offset += len(data)
+        return b"".join(chunks), offset
+
     def wait(self, timeout_s: float | None = None) -> int:
         return self.proc.wait(timeout=timeout_s)
 

@@ -47,6 +47,7 @@ NO_EFFECT = (
     "engine/rejudge.py",  # decides stored records again; a run never imports it
     "userclaims/files.py", "userclaims/registration.py",  # which claim files are named; their history
     "subjects/__init__.py",
+    "fleet/",  # sends `perflab run` to other hosts and brings its records home; a run never imports it
 )
 ROOT_INIT = PACKAGE / "__init__.py"  # runs on every import, but only names the public API (lazily)
 

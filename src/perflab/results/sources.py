@@ -43,9 +43,10 @@ class Source:
     @property
     def origin(self) -> str:
         """The id of the run where it was measured: an imported run's source run
-        (its argv is ``import FILE --run ID``, store/importing.py), else its own."""
+        (its argv is ``import FILE --run ID``, store/importing.py) or a fleet host's
+        (``fleet run FLEET --host NAME --run ID``, store/fleets.py), else its own."""
         argv = self.info.argv if self.info is not None else []
-        if self.info is not None and self.info.status == "imported" and argv[-2:-1] == ["--run"]:
+        if self.info is not None and self.info.status in ("imported", "fleet") and argv[-2:-1] == ["--run"]:
             return str(argv[-1])
         return self.run_id
 

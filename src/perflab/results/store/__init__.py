@@ -21,7 +21,7 @@ from typing import Any, Iterator
 
 from perflab.core.errors import EnvironmentRefused, UsageError
 from perflab.core.record import Host, RecordError, Sample, Verdict
-from perflab.results.store import importing, liveness
+from perflab.results.store import fleets, importing, liveness
 from perflab.results.store.database import open_readonly, open_writable
 from perflab.results.store.schema import SCHEMA_VERSION
 
@@ -41,7 +41,7 @@ class RunInfo:
     id: str
     started_at: str
     finished_at: str | None
-    status: str  # running | complete | interrupted | failed | abandoned
+    status: str  # running | complete | interrupted | failed | abandoned | imported | fleet
     perflab_version: str
     budget: str
     seed: int
@@ -88,6 +88,7 @@ class Store:
         if not readonly:
             try:
                 self._mark_abandoned()
+                fleets.mark_abandoned(self)
             except BaseException:
                 self.conn.close()
                 raise
@@ -161,7 +162,12 @@ class Store:
                           [(r,) for r in sorted(gone)])])
 
     def resolve_run(self, ref: str) -> str:
-        """'last', a run id, or an unambiguous prefix of one."""
+        """'last', a run id, an unambiguous prefix of one, or FLEET@HOST (the run of one
+        host of a fleet, store/fleets.py)."""
+        if fleets.is_fleet_ref(ref) and "@" in ref:
+            return fleets.host_run(self, ref)
+        if fleets.is_fleet_ref(ref):
+            raise UsageError(f"{ref!r} names a fleet, not a run: name one of its hosts' runs as {ref}@HOST")
         if ref == "last":
             rows = self._query("SELECT id FROM runs ORDER BY started_at DESC, rowid DESC LIMIT 1")
             if not rows:
@@ -241,6 +247,19 @@ class Store:
     def stored_copy(self, verdicts: list[Verdict]) -> str | None:
         """The id under which this run's records are already stored here, if they are."""
         return importing.stored_copy(self, verdicts)
+
+    # ---- fleets (store/fleets.py) --------------------------------------------------------
+
+    def resolve_fleet(self, ref: str) -> str:
+        """'fleet-last', a fleet id, or an unambiguous prefix of one."""
+        return fleets.resolve(self, ref)
+
+    def fleet(self, fleet_id: str) -> fleets.FleetInfo:
+        """The fleet, its hosts in their order, each with its run id (None while nothing came back)."""
+        return fleets.info(self, fleet_id)
+
+    def fleet_ids(self) -> list[str]:
+        return fleets.fleets(self)
 
     def _verdict(self, run_id: str, claim: str, text: str) -> Verdict:
         try:

@@ -107,6 +107,40 @@ MIGRATIONS: list[Migration | tuple[Migration, ...]] = [
         """,
         _records_to_v2,
     ),
+    # v4: fleets (perflab fleet run, store/fleets.py). A fleet is one command that ran the
+    # same claims on several hosts (Dask workers); each host's run is a run of its own
+    # (status 'fleet'), linked to its fleet by fleet_hosts, which also keeps how that host
+    # ended (complete, lost, timeout...) and its facts as the worker reported them. Runs,
+    # results and samples are unchanged: a database of v3 reads the same under v4.
+    """
+    CREATE TABLE fleets (
+        id TEXT PRIMARY KEY,             -- fleet-<UTC %Y%m%dT%H%M%S>-<hex>
+        started_at TEXT NOT NULL,
+        finished_at TEXT,
+        status TEXT NOT NULL,            -- running | complete | interrupted | failed | abandoned
+        perflab_version TEXT NOT NULL,
+        scheduler TEXT NOT NULL,         -- the Dask scheduler's address
+        budget TEXT NOT NULL,
+        seed INTEGER NOT NULL,
+        claims TEXT NOT NULL,            -- JSON list of the claim ids every host was given
+        argv TEXT NOT NULL,              -- JSON list
+        pid INTEGER,                     -- the client's process (store/liveness.py)
+        pid_start INTEGER,
+        boot_id TEXT,
+        hostname TEXT
+    );
+    CREATE TABLE fleet_hosts (
+        fleet_id TEXT NOT NULL REFERENCES fleets(id),
+        host TEXT NOT NULL,              -- the Dask worker's name
+        position INTEGER NOT NULL,       -- the host's column in the claims x hosts table
+        run_id TEXT REFERENCES runs(id), -- null while (or when) nothing came back
+        status TEXT NOT NULL,            -- waiting | running | complete | lost | timeout | failed | interrupted | refused
+        reason TEXT,                     -- in words, for every status but complete
+        facts TEXT,                      -- JSON: what the worker reported of itself (fleet/probe.py)
+        PRIMARY KEY (fleet_id, host)
+    );
+    CREATE INDEX fleet_hosts_by_run ON fleet_hosts (run_id);
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
