@@ -89,3 +89,29 @@ def test_pairs_are_taken_by_round_and_in_order():
     assert sorted(round(math.exp(r), 6) for r in unpaired) == [2.0, 4.0]
     with pytest.raises(ValueError, match="at least 2"):
         blocked.location_ci([0.1], 0.95)
+
+
+@pytest.mark.parametrize("n,g", [(3, 0), (4, 0), (5, 0), (6, 0), (7, 1), (9, 1), (10, 2), (20, 4), (30, 6)])
+def test_trimming_leaves_at_least_four_degrees_of_freedom(n, g):
+    """20% trimmed where enough rounds remain: at a quick run's 5 rounds, trimming one at
+    each end would leave 2 degrees of freedom and an interval over twice as wide."""
+    assert blocked.trimmed_each_end(n) == g
+    assert g == 0 or n - 2 * g - 1 >= blocked.MIN_TRIMMED_DF
+
+
+def test_five_rounds_with_one_spoilt_still_cover():
+    """One round in five spoilt by a slow process on one side (a 1.6x factor on one point):
+    the untrimmed interval at 5 rounds still holds the true exponent at its level."""
+    rng = random.Random(5)
+    truth, hits, sims = true_exponent(), 0, 150
+    for _ in range(sims):
+        pts = sweep(5, rng, 0.0)
+        spoilt_round, x = rng.randrange(5), rng.choice(sorted(pts))
+        at = pts[x]
+        for i, r in enumerate(at.rounds):
+            if r == spoilt_round:
+                at[i] *= 1.6
+                break
+        est = blocked.exponent_ci(pts, 0.975)
+        hits += est.lo <= truth <= est.hi
+    assert hits / sims >= 0.94, hits / sims

@@ -57,8 +57,7 @@ def drive_cow(pages: int, timeout: float = COW_TIMEOUT_S) -> dict[str, Any]:
             try:
                 rec = json.loads(line)
             except ValueError:
-                child.kill()  # silent, finished or babbling: nothing more will come; reap it for its status
-                child.wait()
+                child.end()  # silent, finished or babbling: nothing more will come; its status and stderr
                 raise child.failure(f"gave no {name!r} phase record (got {line[:200]!r})") from None
             if not isinstance(rec, dict) or rec.get("phase") != name:
                 raise KernelFailed(f"cow: expected phase {name!r}, got {rec!r}")

@@ -168,6 +168,19 @@ class Child:
         except (ProcessLookupError, PermissionError):
             pass
 
+    def end(self, grace_s: float = 2.0) -> int:
+        """Stop an interactive child that has nothing more to say: EOF on its stdin, up to
+        ``grace_s`` to exit on its own (so that what it was writing to stderr, and its exit
+        status, are there to report), then SIGKILL to the group; its status. The pipes stay
+        open for failure()."""
+        if self.proc.stdin and not self.proc.stdin.closed:
+            self.close_stdin()
+        try:
+            return self.proc.wait(timeout=grace_s)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            return self.proc.wait()
+
     def close(self, grace_s: float = 10.0) -> None:
         """Let an interactive child exit on EOF for ``grace_s``, then kill the group and
         reap; close every pipe. Safe to call twice."""
