@@ -41,20 +41,20 @@ def no_elapsed(text: str) -> str:
 
 @pytest.fixture
 def spy(monkeypatch):
-    """What native.read returned, per call: the Native or None (not built, died)."""
+    """What each procsnap run gave: the Native, None (died), or the Deferred raised."""
     seen = []
-    real = native.read
+    real = native.Job.result
 
-    def read(*args, **kw):
+    def result(self):
         try:
-            got = real(*args, **kw)
+            got = real(self)
         except native.Deferred as exc:
             seen.append(exc)
             raise
         seen.append(got)
         return got
 
-    monkeypatch.setattr(native, "read", read)
+    monkeypatch.setattr(native.Job, "result", result)
     return seen
 
 
@@ -225,6 +225,7 @@ def build_tree(root: Path, rng: random.Random, rejected: bool = False) -> dict:
         fd(25, "anon_inode:[eventfd]", "eventfd-count: 0\nodd line without colon\n")
     fd(24, "pidfd:[777]", "Pid:\t-1\n")
     fd(26, "/dev/null", "", "05000002")  # O_SYNC (which includes O_DSYNC)
+    fd(27, b"odd\xff:[5]", "", ino=None)  # a link procsnap leaves to Python to classify
     (d / "net" / "unix").write_text(
         "Num       RefCount Protocol Flags    Type St Inode Path\n"
         "0000000000000000: 00000002 00000000 00010000 0001 01 601 /run/my  sock\n"
@@ -257,8 +258,9 @@ def test_synthetic_tree_same_text_and_same_views(tree, spy):
     text = snapshot.collect_json(PID, proc_root=str(root))
     got = spy[-1]
     assert isinstance(got, native.Native)
-    # the IPv6 socket, and the socket in no table it read (it may be in the IPv6 one)
-    assert [fd for fd, _, _ in got.fd_python] == [6, 9]
+    # the IPv6 socket, the socket in no table it read (it may be in the IPv6 one), a link
+    # it does not classify
+    assert [fd for fd, *_ in got.fd_python] == [6, 9, 27]
     reference = python_text(PID, str(root))
     assert no_elapsed(text) == no_elapsed(reference)
     snap = json.loads(text)
@@ -266,7 +268,8 @@ def test_synthetic_tree_same_text_and_same_views(tree, spy):
     kinds = {m["kind"] for m in snap["address_space"]["mappings"]}
     assert kinds == {"executable", "library", "heap", "main_stack", "thread_stack", "stack_guard",
                      "anonymous", "file", "vdso", "vvar", "vsyscall"}
-    # the dict, and the terminal's view of it, are the Python path's too
+    # the dict, and the terminal's view of it, are the Python path's too; a view of 3
+    # rows leaves fd 27 unshown: procsnap cannot give its type and defers
     for rows in (1, 3, 20, 10**4):
         a = snapshot.collect_view(PID, rows, proc_root=str(root))
         b = snapshot.collect_view(PID, rows, proc_root=str(root), native_reader=False)
@@ -384,15 +387,15 @@ def test_live_exit_during_native_read_is_no_such_process(monkeypatch):
     from test_inspect_live import spawn_subject
 
     proc, info = spawn_subject()
-    real = native.read
+    real = native.Job.result
 
-    def read_then_exit(*args, **kw):
-        out = real(*args, **kw)
+    def read_then_exit(self):
+        out = real(self)
         proc.kill()
         proc.wait()
         return out
 
-    monkeypatch.setattr(native, "read", read_then_exit)
+    monkeypatch.setattr(native.Job, "result", read_then_exit)
     with pytest.raises(NoSuchProcess, match="exited while being read"):
         snapshot.collect(info["pid"])
 
@@ -424,3 +427,35 @@ def test_cli_json_is_collect_json_and_terminal_unchanged():
             assert texts[0] == texts[1]
     finally:
         stop(proc)
+
+
+def test_a_reader_that_dies_leaves_it_to_python(tree, monkeypatch, spy):
+    root, _ = tree
+    monkeypatch.setattr(native, "reader_path", lambda: "/bin/false")  # exits 1, writes nothing
+    text = snapshot.collect_json(PID, proc_root=str(root))
+    assert spy == [None]
+    assert no_elapsed(text) == no_elapsed(python_text(PID, str(root)))
+
+
+def test_an_error_while_it_runs_kills_and_reaps_it(tree, monkeypatch):
+    """procsnap runs while this process reads the rest: an error there (or Ctrl-C) must
+    not leave it running or unreaped."""
+    root, _ = tree
+    started = []
+    real_start = native.start
+
+    def start(*args, **kw):
+        job = real_start(*args, **kw)
+        started.append(job.pid)
+        return job
+
+    def boom(*args, **kw):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(native, "start", start)
+    monkeypatch.setattr(snapshot, "_process", boom)
+    with pytest.raises(KeyboardInterrupt):
+        snapshot.collect(PID, proc_root=str(root))
+    assert started and started[0] > 0
+    with pytest.raises(ChildProcessError):
+        os.waitpid(started[0], os.WNOHANG)  # reaped already

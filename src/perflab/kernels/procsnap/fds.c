@@ -38,7 +38,8 @@ static void read_fd(struct snap *s, struct fdrow *r, struct buf *b)
             die("out of memory");
         memcpy(r->link, lnk, (size_t)n);
         in_fdinfo = 1;
-        err = read_file(s->info_dir, name, b, 4096);
+        if (!s->view) /* the terminal's view reads it for the rows it shows */
+            err = read_file(s->info_dir, name, b, 4096);
     }
     if (err) {
         if (!gone(err) || alive(s) == 0)
@@ -75,8 +76,33 @@ static void read_fd(struct snap *s, struct fdrow *r, struct buf *b)
             r->kind = "unknown";
         }
     }
-    if (!fdinfo(r, b->p, b->len))
+    if (!s->view && !fdinfo(r, b->p, b->len))
         r->status = FD_PYTHON;
+}
+
+/* The terminal's view (--rows=N) shows N fds: their fdinfo (offset, flags, details), no
+ * other's (their types and count come from the links). The first N still open. */
+void read_shown_fdinfo(struct snap *s)
+{
+    struct buf b = {0};
+    char name[16];
+    for (int i = 0, shown = 0; i < s->nfds && shown < s->view && !failed(); i++) {
+        struct fdrow *r = &s->fds[i];
+        if (r->status == FD_CLOSED)
+            continue;
+        snprintf(name, sizeof name, "%d", r->fd);
+        int err = read_file(s->info_dir, name, &b, 4096);
+        if (err) {
+            if (!gone(err) || alive(s) == 0)
+                fail_errno(err, "fdinfo/%d", r->fd);
+            r->status = FD_CLOSED;
+            continue;
+        }
+        if (r->status == FD_OK && !fdinfo(r, b.p, b.len))
+            r->status = FD_PYTHON;
+        shown++;
+    }
+    buf_free(&b);
 }
 
 void read_fds(struct snap *s, int from, int to)
@@ -127,7 +153,7 @@ static void flag_names(struct buf *o, unsigned long long flags, bool arm64)
     buf_chr(o, ']');
 }
 
-static void fd_row(struct snap *s, struct fdrow *r, struct buf *o)
+void fd_row(struct snap *s, struct fdrow *r, struct buf *o)
 {
     char oct[32];
     buf_str(o, "{\"fd\":");
@@ -167,9 +193,8 @@ static void fd_row(struct snap *s, struct fdrow *r, struct buf *o)
     buf_chr(o, '}');
 }
 
-/* "fdtypes N CLOSED" and the N types of the rows; "python" and, for each row left to
- * Python, "FD:START:END", where its placeholder "P" lies in the array; then the array of
- * rows (rows_write). */
+/* "fdtypes N CLOSED" and the N types of the rows ("?" where Python classifies the
+ * link); the rows and the line "python": main.c. */
 void write_fds(struct snap *s, struct buf *o)
 {
     int rows = 0;
@@ -184,33 +209,7 @@ void write_fds(struct snap *s, struct buf *o)
         if (s->fds[i].status != FD_CLOSED) {
             if (k++)
                 buf_chr(o, ' ');
-            buf_str(o, s->fds[i].status == FD_OK ? s->fds[i].kind : "?");
+            buf_str(o, s->fds[i].kind ? s->fds[i].kind : "?"); /* "?": Python classifies it */
         }
-    struct rows arr;
-    struct buf python = {0};
-    rows_begin(&arr, s->view);
-    for (int i = 0; i < s->nfds; i++) {
-        struct fdrow *r = &s->fds[i];
-        if (r->status == FD_CLOSED)
-            continue;
-        struct buf *b = rows_next(&arr);
-        if (r->status == FD_OK) {
-            fd_row(s, r, b);
-        } else {
-            buf_chr(&python, ' ');
-            buf_i64(&python, r->fd);
-            buf_chr(&python, ':');
-            buf_u64(&python, b->len);
-            buf_str(b, "P");
-            buf_chr(&python, ':');
-            buf_u64(&python, b->len);
-        }
-        rows_done(&arr);
-    }
-    buf_str(o, "\npython");
-    if (python.len)
-        buf_add(o, python.p, python.len);
     buf_chr(o, '\n');
-    buf_free(&python);
-    rows_write(o, "fds", &arr);
 }

@@ -2,6 +2,9 @@
  *
  *   procsnap --pid=PID [--proc-root=DIR] [--parent=PPID] [--kcmp=0|1] [--rows=N]
  *
+ * --rows=N: the terminal's view: only the first N rows of each list are written, and
+ * only their threads' status and fds' fdinfo are read (the counts, types, states, stack
+ * pointers and mappings that the view's totals need are read for all).
  * Reads DIR/PID (default /proc/PID) of a live, non-zombie user process, with as many
  * worker threads as this process may use CPUs (at most 4): the files are ~40,000 small
  * seq_files for 10,000 threads and 19,000 fds, ~5 us of kernel time each here, and two
@@ -23,6 +26,7 @@ int write_failure(FILE *f); /* read.c */
 
 #define TASK_CHUNK 256
 #define FD_CHUNK 512
+#define ROW_CHUNK 1024 /* rows formatted per item */
 #define MAX_WORKERS 4
 
 static int cmp_int(const void *a, const void *b)
@@ -78,20 +82,45 @@ static int open_dir(struct snap *s, const char *rel)
     return fd;
 }
 
+static int workers(void)
+{
+    cpu_set_t set;
+    int n = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 1;
+    return n < 1 ? 1 : n > MAX_WORKERS ? MAX_WORKERS : n;
+}
+
 /* ---- the work, shared by the workers ------------------------------------------------ */
 
+/* The rows of the three lists, formatted a chunk per work item: the text of its rows
+ * ("," between them) and the offset just past each. */
+enum { L_THREADS, L_MAPS, L_FDS, L_N };
+static const char *const list_names[L_N] = {"threads", "maps", "fds"};
+
+struct chunk {
+    struct buf text;
+    size_t *ends;
+    int n;
+};
+
 static struct snap snap;
+static int phase; /* 0: read, 1: format */
 static int n_items, n_task_items, kcmp_items;
 static int next_item;
+static int list_items[L_N]; /* items (tasks, mappings, fds) and chunks of each list */
+static struct chunk *chunks[L_N];
 
-static void do_item(int i)
+static void read_item(int i)
 {
     struct snap *s = &snap;
     if (i == 0) {
         read_smaps(s);
         return;
     }
-    i -= 1;
+    if (i == 1) {
+        read_sockets(s);
+        return;
+    }
+    i -= 2;
     if (i < kcmp_items) {
         compare_tasks(s, i);
         return;
@@ -107,23 +136,142 @@ static void do_item(int i)
     read_fds(s, from, to);
 }
 
+static void format_item(int i)
+{
+    struct snap *s = &snap;
+    int l = 0;
+    while (i >= (list_items[l] + ROW_CHUNK - 1) / ROW_CHUNK)
+        i -= (list_items[l++] + ROW_CHUNK - 1) / ROW_CHUNK;
+    struct chunk *c = &chunks[l][i];
+    int from = i * ROW_CHUNK, to = from + ROW_CHUNK < list_items[l] ? from + ROW_CHUNK : list_items[l];
+    if (!(c->ends = malloc((size_t)(to - from) * sizeof *c->ends)))
+        die("out of memory");
+    for (int k = from; k < to; k++) {
+        if ((l == L_THREADS && s->tasks[k].vanished) || (l == L_FDS && s->fds[k].status == FD_CLOSED))
+            continue;
+        if (c->n)
+            buf_chr(&c->text, ',');
+        if (l == L_THREADS)
+            task_row(s, &s->tasks[k], &c->text);
+        else if (l == L_MAPS)
+            mapping_row(&s->maps[k], &c->text);
+        else if (s->fds[k].status == FD_OK)
+            fd_row(s, &s->fds[k], &c->text);
+        else
+            buf_chr(&c->text, 'P'); /* left to Python: where, the line "python" says */
+        c->ends[c->n++] = c->text.len;
+    }
+}
+
 static void *worker(void *unused)
 {
     (void)unused;
     int i;
     while (!failed() && (i = __atomic_fetch_add(&next_item, 1, __ATOMIC_RELAXED)) < n_items)
-        do_item(i);
+        (phase ? format_item : read_item)(i);
     return NULL;
 }
 
-static int workers(void)
+/* Run the items of this phase on every worker, this thread one of them. */
+static void run_phase(int items)
 {
-    cpu_set_t set;
-    int n = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 1;
-    return n < 1 ? 1 : n > MAX_WORKERS ? MAX_WORKERS : n;
+    pthread_t th[MAX_WORKERS];
+    int nw = workers(), started = 0;
+    n_items = items;
+    next_item = 0;
+    for (int i = 1; i < nw && i < items; i++) {
+        if (pthread_create(&th[started], NULL, worker, NULL) != 0)
+            break; /* fewer workers: slower, not wrong */
+        started++;
+    }
+    worker(NULL);
+    for (int i = 0; i < started; i++)
+        pthread_join(th[i], NULL);
 }
 
-static void read_all(struct snap *s, bool kcmp)
+/* "NAME BYTES END..." and the JSON array of list `l` (its chunks joined): END is the
+ * offset just past each of its first `view` rows; `ends` gets every row's. */
+static void write_list(struct buf *o, int l, int view, size_t **ends)
+{
+    int nc = (list_items[l] + ROW_CHUNK - 1) / ROW_CHUNK, rows = 0;
+    size_t len = 2;
+    for (int c = 0; c < nc; c++) {
+        len += chunks[l][c].text.len + (chunks[l][c].n && rows ? 1 : 0);
+        rows += chunks[l][c].n;
+    }
+    size_t *e = malloc(((size_t)rows + 1) * sizeof *e), base = 1;
+    if (!e)
+        die("out of memory");
+    int k = 0;
+    for (int c = 0; c < nc; c++) {
+        struct chunk *ch = &chunks[l][c];
+        if (ch->n && k)
+            base++; /* the comma between two chunks */
+        for (int j = 0; j < ch->n; j++)
+            e[k++] = base + ch->ends[j];
+        base += ch->text.len;
+    }
+    buf_str(o, list_names[l]);
+    buf_chr(o, ' ');
+    buf_u64(o, len);
+    for (int j = 0; j < rows && j < view; j++) {
+        buf_chr(o, ' ');
+        buf_u64(o, e[j]);
+    }
+    buf_str(o, "\n[");
+    for (int c = 0, any = 0; c < nc; c++) {
+        struct chunk *ch = &chunks[l][c];
+        if (ch->n && any++)
+            buf_chr(o, ',');
+        buf_add(o, ch->text.p, ch->text.len);
+        buf_free(&ch->text);
+        free(ch->ends);
+    }
+    buf_str(o, "]\n");
+    *ends = e;
+}
+
+/* "python FD:START:END:ROW...": where the placeholder of each row left to Python lies
+ * in the array, and its row's index */
+static void write_python_rows(struct buf *o, struct snap *s, const size_t *ends)
+{
+    buf_str(o, "python");
+    for (int i = 0, k = 0; i < list_items[L_FDS]; i++) {
+        if (s->fds[i].status == FD_CLOSED)
+            continue;
+        if (s->fds[i].status == FD_PYTHON) {
+            buf_chr(o, ' ');
+            buf_i64(o, s->fds[i].fd);
+            buf_chr(o, ':');
+            buf_u64(o, k ? ends[k - 1] + 1 : 1);
+            buf_chr(o, ':');
+            buf_u64(o, ends[k]);
+            buf_chr(o, ':');
+            buf_i64(o, k);
+        }
+        k++;
+    }
+    buf_chr(o, '\n');
+}
+
+static void *list_fds(void *arg)
+{
+    struct snap *s = arg;
+    if ((s->fd_dir = open_dir(s, "fd")) < 0 || (s->info_dir = open_dir(s, "fdinfo")) < 0)
+        return NULL;
+    int *fds = list_numbers(s->fd_dir, "fd", &s->nfds);
+    if (failed())
+        return NULL;
+    s->fds = calloc((size_t)s->nfds + 1, sizeof *s->fds);
+    if (!s->fds)
+        die("out of memory");
+    for (int i = 0; i < s->nfds; i++)
+        s->fds[i].fd = fds[i];
+    free(fds);
+    return NULL;
+}
+
+static void list_tasks(struct snap *s)
 {
     char lnk[4096];
     ssize_t n = readlinkat(s->dir, "exe", lnk, sizeof lnk);
@@ -159,37 +307,63 @@ static void read_all(struct snap *s, bool kcmp)
     for (int i = 0; i < s->ntasks; i++)
         s->tasks[i].tid = tids[i];
     free(tids);
-    if ((s->fd_dir = open_dir(s, "fd")) < 0 || (s->info_dir = open_dir(s, "fdinfo")) < 0)
-        return;
-    int *fds = list_numbers(s->fd_dir, "fd", &s->nfds);
+}
+
+static void read_all(struct snap *s, bool kcmp)
+{
+    /* the two listings (getdents(2) of 10,000 and 19,000 entries) at once */
+    pthread_t lister;
+    bool apart = workers() > 1 && pthread_create(&lister, NULL, list_fds, s) == 0;
+    if (!apart)
+        list_fds(s);
+    list_tasks(s);
+    if (apart)
+        pthread_join(lister, NULL);
     if (failed())
         return;
-    s->fds = calloc((size_t)s->nfds + 1, sizeof *s->fds);
-    if (!s->fds)
-        die("out of memory");
-    for (int i = 0; i < s->nfds; i++)
-        s->fds[i].fd = fds[i];
-    free(fds);
-
     kcmp_items = kcmp ? N_KCMP : 0;
     n_task_items = (s->ntasks + TASK_CHUNK - 1) / TASK_CHUNK;
-    n_items = 1 + kcmp_items + n_task_items + (s->nfds + FD_CHUNK - 1) / FD_CHUNK;
-    pthread_t th[MAX_WORKERS];
-    int nw = workers(), started = 0;
-    for (int i = 1; i < nw; i++) {
-        if (pthread_create(&th[started], NULL, worker, NULL) != 0)
-            break; /* fewer workers: slower, not wrong */
-        started++;
-    }
-    worker(NULL);
-    for (int i = 0; i < started; i++)
-        pthread_join(th[i], NULL);
+    run_phase(2 + kcmp_items + n_task_items + (s->nfds + FD_CHUNK - 1) / FD_CHUNK);
     if (failed())
         return;
     reread_running(s);
+    if (s->view) {
+        read_shown_status(s);
+        read_shown_fdinfo(s);
+    }
     fd_details(s);
-    if (!failed())
-        classify(s);
+    if (failed())
+        return;
+    classify(s);
+    if (failed())
+        return;
+    /* then the rows, formatted by the workers too (the view's: its first rows only) */
+    list_items[L_THREADS] = s->ntasks;
+    list_items[L_MAPS] = s->nmaps;
+    list_items[L_FDS] = s->nfds;
+    if (s->view) {
+        list_items[L_MAPS] = s->nmaps < s->view ? s->nmaps : s->view;
+        for (int i = 0, n = 0; i < s->ntasks; i++)
+            if (!s->tasks[i].vanished && ++n == s->view)
+                list_items[L_THREADS] = i + 1;
+        for (int i = 0, n = 0; i < s->nfds; i++) {
+            if (s->fds[i].status != FD_CLOSED && ++n == s->view)
+                list_items[L_FDS] = i + 1;
+            if (i >= list_items[L_FDS] && s->fds[i].status == FD_PYTHON && !s->fds[i].kind) {
+                defer_all("fd %d: a link this reader does not classify, beyond the rows shown", s->fds[i].fd);
+                return;
+            }
+        }
+    }
+    int items = 0;
+    for (int l = 0; l < L_N; l++) {
+        int nc = (list_items[l] + ROW_CHUNK - 1) / ROW_CHUNK;
+        if (!(chunks[l] = calloc((size_t)nc + 1, sizeof *chunks[l])))
+            die("out of memory");
+        items += nc;
+    }
+    phase = 1;
+    run_phase(items);
 }
 
 int main(int argc, char **argv)
@@ -244,8 +418,16 @@ int main(int argc, char **argv)
     buf_str(&o, "procsnap 1\n");
     write_kcmp(s, &o);
     write_tasks(s, &o);
+    size_t *ends[L_N];
+    write_list(&o, L_THREADS, s->view, &ends[L_THREADS]);
+    write_list(&o, L_MAPS, s->view, &ends[L_MAPS]);
     write_maps(s, &o);
     write_fds(s, &o);
+    struct buf fds = {0};
+    write_list(&fds, L_FDS, s->view, &ends[L_FDS]); /* its offsets come first */
+    write_python_rows(&o, s, ends[L_FDS]);
+    buf_add(&o, fds.p, fds.len);
+    buf_free(&fds);
     buf_str(&o, "end\n");
     for (size_t done = 0; done < o.len;) {
         ssize_t w = write(1, o.p + done, o.len - done);

@@ -134,34 +134,33 @@ static struct sock *find_sock(struct sock *t, int n, unsigned long long ino) /* 
     return lo > 0 && t[lo - 1].ino == ino ? &t[lo - 1] : NULL;
 }
 
-/* The details of every socket fd, from the tables read once (only when there is one, as
- * _socket_table is read at the first); any other fd's details came from its fdinfo. */
-void fd_details(struct snap *s)
+struct socktab {
+    struct sock *t; /* sorted by inode, then file order */
+    int n;
+    bool unparsed, ipv6; /* a file it could not parse; an IPv6 one with entries */
+    int err;             /* a file it could not read (not ENOENT: not built in) */
+    char what[32];
+};
+
+/* NET_PROTOCOL_FILES, in order: a later file's entry wins (table.update) */
+void read_sockets(struct snap *s)
 {
-    bool any = false;
-    for (int i = 0; i < s->nfds; i++)
-        any |= s->fds[i].status == FD_OK && !strcmp(s->fds[i].kind, "socket");
-    if (!any)
-        return;
-    /* NET_PROTOCOL_FILES, in order: a later file's entry wins (table.update) */
     static const char *const protos[] = {"unix", "tcp", "tcp6", "udp", "udp6", "raw", "raw6", "netlink", "packet"};
-    struct sock *t = NULL;
-    int n = 0, cap = 0;
-    bool unparsed = false, ipv6 = false;
+    struct socktab *tab = calloc(1, sizeof *tab);
+    if (!tab)
+        die("out of memory");
+    int cap = 0;
     struct buf b = {0};
-    for (size_t p = 0; p < sizeof protos / sizeof protos[0] && !unparsed; p++) {
-        char rel[32];
-        snprintf(rel, sizeof rel, "net/%s", protos[p]);
-        int err = read_file(s->dir, rel, &b, 0);
+    for (size_t p = 0; p < sizeof protos / sizeof protos[0] && !tab->unparsed && !tab->err; p++) {
+        snprintf(tab->what, sizeof tab->what, "net/%s", protos[p]);
+        int err = read_file(s->dir, tab->what, &b, 0);
         if (err) {
-            if (!gone(err)) {
-                fail_errno(err, "%s", rel);
-                break;
-            }
-            continue; /* the protocol is not built in */
+            if (!gone(err))
+                tab->err = err;
+            continue; /* gone: the protocol is not built in */
         }
         if (!plain_ascii(b.p, b.len)) {
-            unparsed = true;
+            tab->unparsed = true;
             break;
         }
         const char *line = memchr(b.p, '\n', b.len), *end = b.p + b.len;
@@ -174,42 +173,58 @@ void fd_details(struct snap *s)
             if (v6) { /* IPv6 addresses are written by Python's ipaddress */
                 const char *f[1];
                 size_t fl[1];
-                ipv6 |= split_ws(line, (size_t)(eol - line), f, fl, 1) > 0;
+                tab->ipv6 |= split_ws(line, (size_t)(eol - line), f, fl, 1) > 0;
             } else {
-                if (n == cap) {
+                if (tab->n == cap) {
                     cap = cap ? 2 * cap : 256;
-                    t = realloc(t, (size_t)cap * sizeof *t);
-                    if (!t)
+                    tab->t = realloc(tab->t, (size_t)cap * sizeof *tab->t);
+                    if (!tab->t)
                         die("out of memory");
                 }
-                t[n] = (struct sock){0, n, {0}};
-                if (!net_line(protos[p], line, (size_t)(eol - line), &t[n])) {
-                    buf_free(&t[n].json);
-                    unparsed = true;
+                struct sock *e = &tab->t[tab->n];
+                *e = (struct sock){0, tab->n, {0}};
+                if (!net_line(protos[p], line, (size_t)(eol - line), e)) {
+                    buf_free(&e->json);
+                    tab->unparsed = true;
                     break;
                 }
-                if (t[n].json.len)
-                    n++;
+                if (e->json.len)
+                    tab->n++;
             }
             line = eol;
         }
     }
     buf_free(&b);
-    qsort(t, (size_t)n, sizeof *t, by_ino);
-    for (int i = 0; i < s->nfds && !failed(); i++) {
+    qsort(tab->t, (size_t)tab->n, sizeof *tab->t, by_ino);
+    s->sockets = tab;
+}
+
+/* The details of every socket fd, from the tables (Python reads them at the first
+ * socket, so a table it could not read fails the snapshot only then); any other fd's
+ * details came from its fdinfo. */
+void fd_details(struct snap *s)
+{
+    bool any = false;
+    for (int i = 0; i < s->nfds; i++)
+        any |= s->fds[i].status == FD_OK && !strcmp(s->fds[i].kind, "socket");
+    struct socktab *tab = s->sockets;
+    if (!any || !tab)
+        return;
+    if (tab->err) {
+        fail_errno(tab->err, "%s", tab->what);
+        return;
+    }
+    for (int i = 0; i < s->nfds; i++) {
         struct fdrow *r = &s->fds[i];
         if (r->status != FD_OK || strcmp(r->kind, "socket"))
             continue;
         r->details.len = 0;
-        struct sock *e = r->has_target_ino ? find_sock(t, n, r->target_ino) : NULL;
-        if (unparsed || (!e && ipv6 && r->has_target_ino))
+        struct sock *e = r->has_target_ino ? find_sock(tab->t, tab->n, r->target_ino) : NULL;
+        if (tab->unparsed || (!e && tab->ipv6 && r->has_target_ino))
             r->status = FD_PYTHON;
         else if (e)
             buf_add(&r->details, e->json.p, e->json.len);
         else
             buf_str(&r->details, "{\"protocol\":null}");
     }
-    for (int i = 0; i < n; i++)
-        buf_free(&t[i].json);
-    free(t);
 }

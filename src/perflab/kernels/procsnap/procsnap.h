@@ -46,19 +46,6 @@ void buf_jhex(struct buf *b, unsigned long long v);
 /* repr() of a float, which is what json.dumps writes for one (finite values only). */
 void buf_jfloat(struct buf *b, double x);
 
-/* A JSON array being written: "[" row "," row ... "]", with the offsets just past each
- * of its first `view` rows (the terminal decodes only those). */
-struct rows {
-    struct buf text;
-    int n, view;
-    size_t *ends;
-};
-
-void rows_begin(struct rows *r, int view);
-struct buf *rows_next(struct rows *r); /* the buffer to write the next row into */
-void rows_done(struct rows *r);        /* after each row */
-/* "NAME BYTES END1 END2 ...\n" then the array and "\n"; frees it */
-void rows_write(struct buf *o, const char *name, struct rows *r);
 
 /* ---- failures: the first one wins; the workers stop at the next item ------------- */
 
@@ -145,10 +132,12 @@ extern const char *const kind_names[K_N];
 
 #define N_KCMP 6 /* RESOURCES of procfs/kcmp.py, in order: vm files fs sighand io sysvsem */
 
+struct socktab;
+
 struct snap {
     int pid;
     long long ppid; /* compared with kcmp too; 0: none */
-    int view;       /* rows whose end offsets are written (--rows) */
+    int view;       /* --rows=N: the terminal's view, N rows of each list; 0: every row */
     char path[4096]; /* PROC_ROOT/PID */
     int dir, task_dir, fd_dir, info_dir;
     long ticks;
@@ -171,16 +160,20 @@ struct snap {
     struct fdrow *fds;
     /* kcmp of tasks[0] against tasks[1..] and ppid, per resource: '0'..'3', or unset */
     char *kcmp[N_KCMP];
+    struct socktab *sockets; /* net.c */
 };
 
 /* tasks.c */
 void read_tasks(struct snap *s, int from, int to);
 void reread_running(struct snap *s);
+void read_shown_status(struct snap *s);
 void write_tasks(struct snap *s, struct buf *out);
+void task_row(struct snap *s, struct task *t, struct buf *o);
 
 /* smaps.c */
 void read_smaps(struct snap *s);
 void write_maps(struct snap *s, struct buf *out);
+void mapping_row(struct mapping *m, struct buf *o);
 
 /* classify.c */
 void classify(struct snap *s);
@@ -207,9 +200,13 @@ bool fdinfo(struct fdrow *r, const char *d, size_t n);
 
 /* fds.c */
 void read_fds(struct snap *s, int from, int to);
+void read_shown_fdinfo(struct snap *s);
 void write_fds(struct snap *s, struct buf *out);
+void fd_row(struct snap *s, struct fdrow *r, struct buf *o);
 
-/* net.c */
+/* net.c: the tables read by a worker whatever the fds (their errors kept), used (and
+ * their errors raised) when an fd is a socket, as Python reads them at the first */
+void read_sockets(struct snap *s);
 void fd_details(struct snap *s);
 
 /* kcmp.c */

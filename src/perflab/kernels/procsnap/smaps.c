@@ -165,7 +165,7 @@ static void opt_str(struct buf *o, const char *s, size_t n, bool present)
         buf_str(o, "null");
 }
 
-static void mapping_row(struct mapping *m, struct buf *o)
+void mapping_row(struct mapping *m, struct buf *o)
 {
     buf_str(o, "{\"start\":");
     buf_jhex(o, m->start);
@@ -235,12 +235,9 @@ static int by_pss(const void *a, const void *b) /* sorted(key=-pss_bytes), stabl
     return (x->first > y->first) - (x->first < y->first);
 }
 
-/* The array of mapping rows (rows_write), then one line: the object of by_kind,
- * libraries, totals. */
+/* One line: the object of by_kind, libraries, totals (the rows: main.c). */
 void write_maps(struct snap *s, struct buf *o)
 {
-    struct rows rows;
-    rows_begin(&rows, s->view);
     struct sums kinds[K_N] = {{0}}, total = {0};
     struct lib *libs = calloc((size_t)s->nmaps + 1, sizeof *libs);
     int nlibs = 0;
@@ -250,8 +247,6 @@ void write_maps(struct snap *s, struct buf *o)
     strset_init(&index, (size_t)s->nmaps, true);
     for (int i = 0; i < s->nmaps; i++) {
         struct mapping *m = &s->maps[i];
-        mapping_row(m, rows_next(&rows));
-        rows_done(&rows);
         struct sums *k = &kinds[m->kind];
         k->mappings++;
         k->size += m->end - m->start;
@@ -273,7 +268,6 @@ void write_maps(struct snap *s, struct buf *o)
         libs[j].t.rss += m->rss_kib * 1024;
         libs[j].t.pss += m->pss_kib * 1024;
     }
-    rows_write(o, "maps", &rows);
     buf_str(o, "{\"by_kind\":{");
     for (int k = 0, n = 0; k < K_N; k++) {
         if (!kinds[k].mappings)

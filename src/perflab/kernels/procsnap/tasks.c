@@ -86,6 +86,8 @@ static void read_task(struct snap *s, struct task *t, struct buf *b)
     char rel[64];
     const char *const names[3] = {"stat", "status", "syscall"};
     for (int k = 0; k < 3; k++) {
+        if (k == 1 && s->view)
+            continue; /* the terminal's view: read for the rows it shows (read_shown_status) */
         if (k == 2 && zombie_state(t->state))
             break; /* an exited task has no syscall state to show */
         snprintf(rel, sizeof rel, "%d/%s", t->tid, names[k]);
@@ -115,6 +117,33 @@ void read_tasks(struct snap *s, int from, int to)
     struct buf b = {0};
     for (int i = from; i < to && !failed(); i++)
         read_task(s, &s->tasks[i], &b);
+    buf_free(&b);
+}
+
+/* The terminal's view (--rows=N) shows N threads: their status, nobody else's (its
+ * switch counts are in no other line). The first N that are still there. */
+void read_shown_status(struct snap *s)
+{
+    struct buf b = {0};
+    char rel[64];
+    for (int i = 0, shown = 0; i < s->ntasks && shown < s->view && !failed(); i++) {
+        struct task *t = &s->tasks[i];
+        if (t->vanished)
+            continue;
+        snprintf(rel, sizeof rel, "%d/status", t->tid);
+        int err = read_file(s->task_dir, rel, &b, 4096);
+        if (err) {
+            if (gone(err))
+                t->vanished = true;
+            else
+                fail_errno(err, "task/%s", rel);
+            continue;
+        }
+        if (!find_switches(b.p, b.len, "\nvoluntary_ctxt_switches:", &t->vol)
+            || !find_switches(b.p, b.len, "\nnonvoluntary_ctxt_switches:", &t->invol))
+            defer_all("task/%s: a format this reader does not model", rel);
+        shown++;
+    }
     buf_free(&b);
 }
 
@@ -184,7 +213,7 @@ static void policy_name(struct buf *b, long long p) /* parse.SCHED_POLICIES */
     }
 }
 
-static void task_row(struct snap *s, struct task *t, struct buf *o)
+void task_row(struct snap *s, struct task *t, struct buf *o)
 {
     double ticks = (double)s->ticks;
     buf_str(o, "{\"tid\":");
@@ -255,8 +284,7 @@ static void task_row(struct snap *s, struct task *t, struct buf *o)
     buf_str(o, "}}");
 }
 
-/* "tasks N", the TIDs, the state letters, the vanished TIDs, then the array of rows
- * (rows_write). */
+/* "tasks N", the TIDs, the state letters, the vanished TIDs (the rows: main.c). */
 void write_tasks(struct snap *s, struct buf *o)
 {
     int live = 0;
@@ -282,12 +310,4 @@ void write_tasks(struct snap *s, struct buf *o)
             buf_i64(o, s->tasks[i].tid);
         }
     buf_chr(o, '\n');
-    struct rows rows;
-    rows_begin(&rows, s->view);
-    for (int i = 0; i < s->ntasks; i++)
-        if (!s->tasks[i].vanished) {
-            task_row(s, &s->tasks[i], rows_next(&rows));
-            rows_done(&rows);
-        }
-    rows_write(o, "threads", &rows);
 }

@@ -24,7 +24,6 @@ import ctypes
 import errno
 import functools
 import os
-import platform
 import struct
 from typing import Iterable, NamedTuple
 
@@ -67,7 +66,7 @@ class _Unordered(Exception):
 
 
 def syscall_number() -> int | None:
-    return _SYSCALL_NR.get((platform.machine(), struct.calcsize("P")))
+    return _SYSCALL_NR.get((os.uname().machine, struct.calcsize("P")))  # platform.machine()'s source
 
 
 class Kcmp:
@@ -77,7 +76,7 @@ class Kcmp:
         nr = syscall_number()
         if nr is None:
             raise KcmpUnavailable(
-                f"kcmp: no system call number known for {platform.machine()} "
+                f"kcmp: no system call number known for {os.uname().machine} "
                 f"({struct.calcsize('P') * 8}-bit): sharing not shown")
         self.nr = nr
         # No argtypes: every argument is a Python int that fits a C int or long, and

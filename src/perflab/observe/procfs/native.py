@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import mmap
 import os
+import signal
 from typing import NamedTuple
 
 from perflab.observe.procfs.read import ProcDir
@@ -56,9 +57,9 @@ class Native(NamedTuple):
     threads: Rows
     mappings: Rows
     space_rest: bytes  # {"by_kind":...,"libraries":...,"totals":...}
-    fd_types: list[str]  # per fd row; "?" for a row left to Python
+    fd_types: list[str]  # per fd row; "?" where Python classifies the link
     fds: Rows  # with the placeholder "P" for a row left to Python
-    fd_python: list[tuple[int, int, int]]  # those rows: (fd, start, end of "P" in fds.text)
+    fd_python: list[tuple[int, int, int, int]]  # those rows: (fd, start, end of "P" in fds.text, row)
     fds_closed: int
     kcmp: dict[int, tuple[int, list[int], str]]  # resource index -> (pivot, others, results)
 
@@ -71,61 +72,98 @@ def reader_path() -> str | None:
     return path if os.access(path, os.X_OK) else None
 
 
-def read(pd: ProcDir, ppid: int, kcmp: bool, rows: int = 0) -> Native | None:
-    """Run procsnap on the process of `pd` (with the end offsets of the first `rows`
-    rows of each list); None if it is not built or died (the caller reads in Python).
-    Raises Deferred, or the reader's typed error."""
+def start(pd: ProcDir, ppid: int, kcmp: bool, rows: int = 0) -> Job | None:
+    """Start procsnap on the process of `pd` (with the end offsets of the first `rows`
+    rows of each list), to run while the caller does its own reads; None if it is not
+    built or cannot be started (the caller reads in Python)."""
     path = reader_path()
     if path is None:
         return None
     argv = [path, f"--pid={pd.pid}", f"--proc-root={pd.proc_root}", f"--parent={ppid}",
             f"--kcmp={int(kcmp)}", f"--rows={rows}"]
-    out = _run(path, argv)
-    if out is None:
-        return None  # it died (a bug, a signal, no memory): the Python path does it all
-    return parse(out, pd)
-
-
-def _run(path: str, argv: list[str]):
-    """procsnap's whole output, or None if it failed. It writes ~13 MB for 10,000
-    threads: into a memfd (memfd_create(2)), mapped here, not through a pipe (200
-    wake-ups and two copies); through a pipe where there is no memfd."""
     try:
-        out_fd = os.memfd_create("procsnap", os.MFD_CLOEXEC)
-        pipe = None
-    except (AttributeError, OSError):
-        pipe = os.pipe()
-        out_fd = pipe[1]
-    try:
-        # posix_spawn: no fork of this interpreter, and only fds 0-2 are inherited
-        # (Python opens every other fd close-on-exec, PEP 446)
-        pid = os.posix_spawn(path, argv, os.environ, file_actions=[
-            (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
-            (os.POSIX_SPAWN_DUP2, out_fd, 1),
-            (os.POSIX_SPAWN_OPEN, 2, os.devnull, os.O_WRONLY, 0)])
+        return Job(path, argv, pd)
     except OSError:
-        os.close(out_fd)
-        if pipe:
-            os.close(pipe[0])
+        return None
+
+
+def read(pd: ProcDir, ppid: int, kcmp: bool, rows: int = 0) -> Native | None:
+    """start() and result() in one."""
+    job = start(pd, ppid, kcmp, rows)
+    if job is None:
         return None
     try:
-        if pipe:
-            os.close(pipe[1])
-            chunks = []
-            while b := os.read(pipe[0], 1 << 20):
-                chunks.append(b)
-        try:
-            code = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
-        except ChildProcessError:  # SIGCHLD ignored: reaped already; the output says
-            code = 0
-        if code != 0:
-            return None
-        if pipe:
-            return b"".join(chunks)
-        size = os.fstat(out_fd).st_size
-        return mmap.mmap(out_fd, size, access=mmap.ACCESS_READ) if size else None
+        return job.result()
     finally:
-        os.close(pipe[0] if pipe else out_fd)
+        job.cancel()
+
+
+class Job:
+    """A running procsnap. Its output (~13 MB for 10,000 threads) goes to a memfd
+    (memfd_create(2)), mapped here once it has exited, not through a pipe (200 wake-ups
+    and two copies); through a pipe where there is no memfd."""
+
+    def __init__(self, path: str, argv: list[str], pd: ProcDir):
+        self.pd = pd
+        try:
+            self.out_fd, self.pipe = os.memfd_create("procsnap", os.MFD_CLOEXEC), None
+        except (AttributeError, OSError):
+            self.pipe = os.pipe()
+            self.out_fd = self.pipe[1]
+        try:
+            # posix_spawn: no fork of this interpreter, and only fds 0-2 are inherited
+            # (Python opens every other fd close-on-exec, PEP 446)
+            self.pid = os.posix_spawn(path, argv, os.environ, file_actions=[
+                (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+                (os.POSIX_SPAWN_DUP2, self.out_fd, 1),
+                (os.POSIX_SPAWN_OPEN, 2, os.devnull, os.O_WRONLY, 0)])
+        except OSError:
+            self._close()
+            raise
+        if self.pipe:
+            os.close(self.pipe[1])
+
+    def result(self) -> Native | None:
+        """Wait for it; its snapshot, or None if it died (a bug, a signal, no memory:
+        the Python path does it all). Raises Deferred, or the reader's typed error."""
+        out = None
+        if self.pipe:
+            chunks = []
+            while b := os.read(self.pipe[0], 1 << 20):
+                chunks.append(b)
+            out = b"".join(chunks)
+        if self._reap() != 0:
+            return None
+        if not self.pipe:
+            size = os.fstat(self.out_fd).st_size
+            out = mmap.mmap(self.out_fd, size, access=mmap.ACCESS_READ) if size else None
+        self._close()
+        return None if out is None else parse(out, self.pd)
+
+    def cancel(self) -> None:
+        """Kill and reap it (an error or an interrupt here); nothing once result() ran."""
+        if self.pid > 0:
+            try:
+                os.kill(self.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self._reap()
+        self._close()
+
+    def _reap(self) -> int:
+        pid, self.pid = self.pid, -1
+        try:
+            return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+        except ChildProcessError:  # SIGCHLD ignored: reaped already; the output says
+            return 0
+
+    def _close(self) -> None:
+        for fd in (self.out_fd, *(self.pipe or ())):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self.out_fd, self.pipe = -1, None
 
 
 class _Cursor:

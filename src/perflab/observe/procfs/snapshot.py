@@ -22,10 +22,9 @@ import os
 import time
 
 from perflab.core.errors import NoSuchProcess
-from perflab.observe.procfs import classify, fdtable, native, parse, parse_fds, parse_maps
+from perflab.observe.procfs import fdtable, native, parse, parse_fds
 from perflab.observe.procfs.kcmp import RESOURCES
 from perflab.observe.procfs.sharing import KcmpState, sharing_of
-from perflab.observe.procfs.forked import Forked
 from perflab.observe.procfs.read import DEFAULT_PROC_ROOT, ProcDir, user_name
 
 SCHEMA = "perflab.inspect/1"
@@ -97,17 +96,28 @@ def _read(pid: int, proc_root: str, sharing: bool, native_reader: bool, rows: in
             pd = ProcDir(tgid, proc_root)
             st = parse.parse_stat(pd.read("stat"))
             status = parse.parse_status(pd.read("status"))
-        # The null probe forks: do it now, while this process is small (a fork later
-        # would copy the page tables of everything read so far).
-        with KcmpState(pd.proc_root) if sharing else contextlib.nullcontext() as kcmp_state:
-            out = None
-            if native_reader and not st.kernel_thread and st.state not in "ZX":
-                try:
-                    out = _collect_native(pd, st, status, notes, kcmp_state, rows)
-                except native.Deferred:
-                    out = None  # a format procsnap does not model: Python reads it all
-            if out is None:
-                out = _collect(pd, st, status, notes, kcmp_state)
+        kcmp_state = KcmpState(pd.proc_root) if sharing else None
+        # procsnap reads the tasks and fds while this process forks the null probe
+        # and reads the rest (procfs/native.py)
+        job = None
+        if native_reader and not st.kernel_thread and st.state not in "ZX":
+            kcmp = kcmp_state is not None and kcmp_state.kc is not None
+            job = native.start(pd, st.ppid, kcmp, rows)
+        try:
+            # The null probe forks: do it now, while this process is small (a fork later
+            # would copy the page tables of everything read so far).
+            with kcmp_state if kcmp_state is not None else contextlib.nullcontext():
+                out = None
+                if job is not None:
+                    try:
+                        out = _collect_native(pd, st, status, notes, kcmp_state, job)
+                    except native.Deferred:
+                        out = None  # a format procsnap does not model: Python reads it all
+                if out is None:
+                    out = _collect(pd, st, status, notes, kcmp_state)
+        finally:
+            if job is not None:
+                job.cancel()  # nothing once its result was read
         # Did it exit (or turn zombie) while we read? Then the answer is incomplete.
         try:
             now = parse.parse_stat(pd.read("stat"))
@@ -126,6 +136,8 @@ def _read(pid: int, proc_root: str, sharing: bool, native_reader: bool, rows: in
 def _collect(pd: ProcDir, st: parse.Stat, status: dict[str, str], notes: list[str],
              kcmp_state: KcmpState | None) -> dict:
     """The Python path."""
+    from perflab.observe.procfs.forked import Forked  # pickle: the Python path's only
+
     ticks = os.sysconf("SC_CLK_TCK")
     kthread = st.kernel_thread
     zombie = st.state in "ZX"
@@ -201,11 +213,11 @@ class _Text:
 
 
 def _collect_native(pd: ProcDir, st: parse.Stat, status: dict[str, str], notes: list[str],
-                    kcmp_state: KcmpState | None, rows: int) -> dict | None:
+                    kcmp_state: KcmpState | None, job: native.Job) -> dict | None:
     ticks = os.sysconf("SC_CLK_TCK")
     process = _process(pd, st, status, ticks, False, False)
     kcmp = kcmp_state is not None and kcmp_state.kc is not None
-    got = native.read(pd, st.ppid, kcmp, rows)
+    got = job.result()
     if got is None:
         return None
     if got.vanished:
@@ -237,24 +249,20 @@ def _python_fd_rows(pd: ProcDir, got: native.Native) -> tuple[native.Rows, list[
     text, types, closed = got.fds.text, list(got.fd_types), got.fds_closed
     pieces, at = [], 0
     sockets = fdtable.Sockets(pd)
-    k = -1
-    for index, kind in enumerate(got.fd_types):  # find each placeholder's row index
-        if kind == "?":
-            k += 1
-            fd, start, end = got.fd_python[k]
-            row = fdtable.fd_row(pd, fd, sockets)
-            if row is None:
-                closed += 1
-                types[index] = None
-                if bytes(text[start - 1:start]) == b",":
-                    start -= 1  # the comma before it
-                elif bytes(text[end:end + 1]) == b",":
-                    end += 1  # the first row: the comma after it
-                pieces += [text[at:start]]
-            else:
-                types[index] = row["type"]
-                pieces += [text[at:start], json.dumps(row, separators=_SEPARATORS).encode("ascii")]
-            at = end
+    for fd, start, end, index in got.fd_python:
+        row = fdtable.fd_row(pd, fd, sockets)
+        if row is None:
+            closed += 1
+            types[index] = None
+            if bytes(text[start - 1:start]) == b",":
+                start -= 1  # the comma before it
+            elif bytes(text[end:end + 1]) == b",":
+                end += 1  # the first row: the comma after it
+            pieces += [text[at:start]]
+        else:
+            types[index] = row["type"]
+            pieces += [text[at:start], json.dumps(row, separators=_SEPARATORS).encode("ascii")]
+        at = end
     joined = b"".join([*pieces, text[at:]])
     # no row offsets: the terminal view decodes this table whole, and cuts it
     return native.Rows(memoryview(joined), []), [t for t in types if t is not None], closed
@@ -405,6 +413,7 @@ def _threads(pd: ProcDir, st: parse.Stat, ticks: int, kthread: bool):
 # ---- user address space -----------------------------------------------------------------
 
 def _address_space(pd: ProcDir, mm_tid: int, threads: list[dict], sps: dict, exe: str | None) -> dict:
+    from perflab.observe.procfs import classify, parse_maps  # the Python path's only
     rel = "smaps" if mm_tid == pd.pid else f"task/{mm_tid}/smaps"
     mappings = parse_maps.parse_smaps(pd.read(rel))
     exe_id = None
