@@ -93,6 +93,12 @@ def main(argv: list[str] | None = None) -> int:
     except MemoryError:  # an address-space limit (ulimit -v) met after start-up, e.g. loading claims
         _say("perflab: not enough memory (MemoryError; ulimit -v too small?)")
         return 1
+    except ImportError as exc:
+        # The same limit met while mapping a shared library that a command imports as it
+        # runs (the claims, for `run` and `list`): only the named command's module is
+        # imported at start-up (_commands), so this is no longer met in entry()
+        _say(f"perflab: cannot load what this command needs: {safe(str(exc))}")
+        return 1
     except BrokenPipeError:
         # the reader went away (| head): stop, say so, and keep Python's exit-time flush
         # of stdout from failing again (docs.python.org, signal: "Note on SIGPIPE")
