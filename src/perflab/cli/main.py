@@ -8,11 +8,10 @@ interrupted (SIGINT, SIGTERM, SIGQUIT, or SIGHUP when the terminal goes away).
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import signal
 import sys
-
-import importlib
 
 from perflab.core.errors import PerflabError
 from perflab.core.safe import safe
