@@ -6,15 +6,26 @@ perflab trace's three mechanisms against strace -f -c and perf stat -e
 Workloads (src/perflab/kernels/trace_control.c), timed *inside* the workload with
 clock_gettime between its two marker calls, so tool start-up and tear-down are not in
 the per-call figures:
-- getppid-loop: N getppid(2) calls; ns per call. Added = traced - untraced.
+- getppid-loop: N getppid(2) calls; ns per call. Added = traced - untraced. Twice: wall
+  time, and the thread's CPU time (CLOCK_THREAD_CPUTIME_ID), which time spent waiting
+  for a CPU other processes hold does not inflate: on a shared machine the wall-time
+  figures of one run can differ by 2x while the CPU-time ones stay within a few ns.
+  Every tool's per-call cost lands in the traced thread's CPU time (the BPF program,
+  perf's tracepoint probe and ptrace's stops all run in its system calls; ptrace's and
+  strace's tracer switches too, but not the tracer's own CPU time).
 - threads: 1,000 threads created (each makes one getppid) and joined; slowdown =
   traced / untraced elapsed.
 Separately, the wall time of tracing /bin/true (start-up and tear-down of each tool).
 
 Each (tool, workload) runs --repeats times, all runs in a shuffled order; medians are
-reported, with min-max. Every perflab run's getppid count is checked against N.
+reported, with min-max, and each tool's added cost as a ratio to perf stat's (and
+strace's). Every perflab run's getppid count is checked against N.
 
     sudo .venv/bin/python benchmarks/trace_overhead.py [--repeats 5] [--json out.json]
+        [--kernels LABEL=DIR ...]
+
+--kernels adds "perflab bpf (LABEL)": the bpf mechanism with the tracer built in DIR
+(PERFLAB_KERNEL_DIR), e.g. another commit's, in the same shuffled run.
 """
 
 from __future__ import annotations
@@ -53,10 +64,20 @@ def run_plain(argv: list[str]) -> tuple[dict, float]:
     return workload_json(p.stdout), time.perf_counter() - t
 
 
-def run_perflab(mech: str, argv: list[str]) -> tuple[dict, float]:
-    t = time.perf_counter()
-    r = mechanisms.run(mech, argv, capture=True)
-    wall = time.perf_counter() - t
+def run_perflab(mech: str, argv: list[str], kernel_dir: str | None = None) -> tuple[dict, float]:
+    saved = os.environ.get("PERFLAB_KERNEL_DIR")
+    if kernel_dir:
+        os.environ["PERFLAB_KERNEL_DIR"] = kernel_dir
+    try:
+        t = time.perf_counter()
+        r = mechanisms.run(mech, argv, capture=True)
+        wall = time.perf_counter() - t
+    finally:
+        if kernel_dir:
+            if saved is None:
+                del os.environ["PERFLAB_KERNEL_DIR"]
+            else:
+                os.environ["PERFLAB_KERNEL_DIR"] = saved
     rec = workload_json(r.stdout)
     if r.lost_samples:  # perf ring buffer overrun: the counts are low; say so, keep going
         print(f"WARNING: {mech} lost {r.lost_samples} samples", file=sys.stderr)
@@ -103,9 +124,16 @@ def main() -> None:
     ap.add_argument("--json", metavar="FILE", help="also write every sample here")
     ap.add_argument("--skip-perf-stat", action="store_true",
                     help="perf stat with ~360 tracepoints takes ~13 s per run to tear down")
+    ap.add_argument("--kernels", action="append", default=[], metavar="LABEL=DIR",
+                    help="also the bpf mechanism with the tracer of DIR (repeatable)")
     args = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("needs root (bpf, perf and perf stat on syscall tracepoints)")
+    for spec in args.kernels:
+        label, _, kdir = spec.partition("=")
+        if not kdir or not os.access(os.path.join(kdir, "tracer"), os.X_OK):
+            sys.exit(f"--kernels {spec}: no tracer built in {kdir!r}")
+        TOOLS[f"perflab bpf ({label})"] = lambda a, kdir=kdir: run_perflab("bpf", a, kdir)
     tools = [t for t in TOOLS if not (args.skip_perf_stat and t.startswith("perf stat"))]
     for needed, tool in (("strace", "strace -f -c"), ("perf", "perf stat -e 'syscalls:sys_enter_*'")):
         if tool in tools and shutil.which(needed) is None:
@@ -139,24 +167,34 @@ def main() -> None:
 
     base_fast = med("untraced", "loop", "per_op_ns")[0]
     base_slow = med("untraced-slow", "loop", "per_op_ns")[0]
+    cpu_fast = med("untraced", "loop", "per_op_cpu_ns")[0]
+    cpu_slow = med("untraced-slow", "loop", "per_op_cpu_ns")[0]
     base_thr = med("untraced", "threads", "elapsed_ns")[0]
-    strace_added = None
-    if "strace -f -c" in tools:
-        strace_added = med("strace -f -c", "loop", "per_op_ns")[0] - base_slow
-    print(f"\nuntraced getppid: {base_fast:.0f} ns/call (N={N_FAST:,}), {base_slow:.0f} ns/call (N={N_SLOW:,}); "
-          f"1,000 threads: {base_thr / 1e6:.2f} ms; repeats {args.repeats}, medians (min-max)\n")
-    print("| tool | ns per getppid (traced) | added ns per call | added vs strace | "
-          "1,000 threads: ms | slowdown | wall for /bin/true: ms |")
-    print("|---|---|---|---|---|---|---|")
+
+    def added(tool: str, key: str) -> float:
+        fast, slow = (base_fast, base_slow) if key == "per_op_ns" else (cpu_fast, cpu_slow)
+        return med(tool, "loop", key)[0] - (slow if tool in SLOW else fast)
+
+    refs = [t for t in ("perf stat -e 'syscalls:sys_enter_*'", "strace -f -c") if t in tools]
+    print(f"\nuntraced getppid: {base_fast:.0f} ns/call wall, {cpu_fast:.0f} ns CPU (N={N_FAST:,}); "
+          f"{base_slow:.0f} / {cpu_slow:.0f} ns (N={N_SLOW:,}); 1,000 threads: {base_thr / 1e6:.2f} ms; "
+          f"repeats {args.repeats}, medians (min-max)\n")
+    print("| tool | ns per getppid, wall | added, wall | ns per getppid, CPU | added, CPU | "
+          + " | ".join(f"added CPU / {r.split()[0]} {r.split()[1]}'s" for r in refs)
+          + " | 1,000 threads: ms | slowdown | wall for /bin/true: ms |")
+    print("|---" * (8 + len(refs)) + "|")
     for tool in tools:
         m, lo, hi = med(tool, "loop", "per_op_ns")
-        base = base_slow if tool in SLOW else base_fast
-        added = m - base
-        ratio = f"{added / strace_added:.4f}" if strace_added and tool != "untraced" else "-"
+        c, clo, chi = med(tool, "loop", "per_op_cpu_ns")
+        ratios = [f"{added(tool, 'per_op_cpu_ns') / added(r, 'per_op_cpu_ns'):.3f}" if tool != "untraced" else "-"
+                  for r in refs]
         t, tlo, thi = med(tool, "threads", "elapsed_ns")
         w, wlo, whi = med(tool, "true", "wall_s")
-        print(f"| {tool} | {m:.0f} ({lo:.0f}-{hi:.0f}) | {added if tool != 'untraced' else 0:.0f} | {ratio} | "
-              f"{t / 1e6:.2f} ({tlo / 1e6:.2f}-{thi / 1e6:.2f}) | {t / base_thr:.2f}x | "
+        untraced = tool == "untraced"
+        print(f"| {tool} | {m:.0f} ({lo:.0f}-{hi:.0f}) | {0 if untraced else added(tool, 'per_op_ns'):.0f} | "
+              f"{c:.0f} ({clo:.0f}-{chi:.0f}) | {0 if untraced else added(tool, 'per_op_cpu_ns'):.0f} | "
+              + "".join(f"{r} | " for r in ratios)
+              + f"{t / 1e6:.2f} ({tlo / 1e6:.2f}-{thi / 1e6:.2f}) | {t / base_thr:.2f}x | "
               f"{w * 1e3:.1f} ({wlo * 1e3:.1f}-{whi * 1e3:.1f}) |")
     if args.json:
         Path(args.json).write_text(json.dumps({f"{k[0]}|{k[1]}": v for k, v in samples.items()}, indent=1))

@@ -316,7 +316,7 @@ def test_exit_during_read_is_no_such_process(subject, monkeypatch):
 
     monkeypatch.setattr(snapshot, "_fds", fds_then_exit)
     with pytest.raises(NoSuchProcess, match="exited while being read"):
-        collect(info["pid"])
+        collect(info["pid"], native_reader=False)
 
 
 def test_racing_exits_never_raise_anything_else():
@@ -329,9 +329,9 @@ def test_racing_exits_never_raise_anything_else():
                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
         procs.append(threaded)  # stdin at EOF: exits right after starting its threads
         for p in procs:
-            for _ in range(3):
+            for native_reader in (True, False, True):  # procsnap, the Python path
                 try:
-                    collect(p.pid)
+                    collect(p.pid, native_reader=native_reader)
                     outcomes["ok"] += 1
                 except NoSuchProcess:
                     outcomes["gone"] += 1
@@ -472,9 +472,9 @@ def test_access_denied_is_environment_refused():
 
 def test_forked_fd_table_equals_in_process(subject, monkeypatch):
     monkeypatch.setattr(snapshot, "FORK_FDS", 10**9)
-    here = collect(subject["pid"], sharing=False)["fds"]
+    here = collect(subject["pid"], sharing=False, native_reader=False)["fds"]
     monkeypatch.setattr(snapshot, "FORK_FDS", 1)
-    forked = collect(subject["pid"], sharing=False)["fds"]
+    forked = collect(subject["pid"], sharing=False, native_reader=False)["fds"]
     assert forked == here and forked["count"] > 14
 
 
@@ -515,7 +515,7 @@ def test_exit_during_forked_read_is_no_such_process(monkeypatch):
 
     monkeypatch.setattr(snapshot, "_threads", threads_then_exit)
     with pytest.raises(NoSuchProcess, match="exited while being read"):
-        collect(info["pid"])
+        collect(info["pid"], native_reader=False)
 
 
 def test_garbage_collector_restored():

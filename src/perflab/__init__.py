@@ -8,12 +8,6 @@ Names are loaded on first use, so ``import perflab`` stays cheap for the command
 """
 
 from importlib import import_module
-from importlib.metadata import PackageNotFoundError, version
-
-try:
-    __version__ = version("perflab")
-except PackageNotFoundError:  # a source checkout that was never installed
-    __version__ = "0.0.0+unknown"
 
 _LAZY = {
     "run": ("perflab.api", "run"),
@@ -28,7 +22,21 @@ _LAZY = {
 __all__ = ["__version__", *_LAZY]
 
 
+def _version() -> str:
+    # importlib.metadata costs ~50 ms to import: read only by --version and stored runs
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("perflab")
+    except PackageNotFoundError:  # a source checkout that was never installed
+        return "0.0.0+unknown"
+
+
 def __getattr__(name: str):
+    if name == "__version__":
+        global __version__
+        __version__ = _version()
+        return __version__
     if name not in _LAZY:
         raise AttributeError(f"module 'perflab' has no attribute {name!r}")
     module, attr = _LAZY[name]

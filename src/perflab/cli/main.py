@@ -8,23 +8,43 @@ interrupted (SIGINT, SIGTERM, SIGQUIT, or SIGHUP when the terminal goes away).
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import signal
 import sys
 
-from perflab import __version__
 from perflab.core.errors import PerflabError
 from perflab.core.safe import safe
 
+# Each subcommand's module under perflab.cli (its add_parser registers the name), in the
+# order --help lists them.
+COMMANDS = {"list": "listing", "run": "run", "show": "show", "history": "history", "rejudge": "rejudge",
+            "inspect": "inspect", "trace": "trace", "schema": "schema", "report": "report",
+            "compare": "compare", "export": "export", "import": "imports", "fleet": "fleet"}
 
-def _commands() -> tuple:
+
+def _commands(argv: list[str] | None = None) -> tuple:
     """The subcommand modules (rich, sqlite3...), imported here so that entry() can
-    report an import that fails (ulimit -v) in one line."""
-    from perflab.cli import history, inspect, listing, rejudge, run, schema, show, trace
-    from perflab.cli import compare, export, imports, report  # the views and import of issue 12
-    from perflab.cli import fleet  # issue 13; it imports distributed only when a fleet command runs
+    report an import that fails (ulimit -v) in one line. When the command line starts
+    with a subcommand's name only that one is imported: `perflab inspect PID` needs none
+    of the others' imports (the claims, the store, rich: ~0.2 s of start-up);
+    --help, --version or a mistyped name import them all."""
+    argv = sys.argv[1:] if argv is None else argv
+    names = [argv[0]] if argv and argv[0] in COMMANDS else list(COMMANDS)
+    return tuple(importlib.import_module(f"perflab.cli.{COMMANDS[n]}") for n in names)
 
-    return (listing, run, show, history, rejudge, inspect, trace, schema, report, compare, export, imports, fleet)
+
+class _Version(argparse.Action):
+    """--version, with the version read (importlib.metadata, ~50 ms) only when asked."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, help=None):
+        super().__init__(option_strings, dest=dest, default=default, nargs=0, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from perflab import __version__
+
+        parser._print_message(f"perflab {__version__}\n", sys.stdout)  # where argparse's own goes
+        parser.exit()
 
 
 class Parser(argparse.ArgumentParser):
@@ -32,12 +52,13 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"perflab: error: {safe(message)} (see '{self.prog} --help')\n")  # it may quote argv
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The parser for `argv` (default: every subcommand; see _commands)."""
     parser = Parser(prog="perflab", description="Put beliefs about the Linux kernel to a measured test.")
-    parser.add_argument("--version", action="version", version=f"perflab {__version__}")
+    parser.add_argument("--version", action=_Version, help="show program's version number and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     sub.required = True
-    for module in _commands():
+    for module in _commands(argv if argv is not None else []):
         module.add_parser(sub)
     return parser
 
@@ -57,7 +78,8 @@ def _on_stop_signals() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser(argv).parse_args(argv)
     _on_stop_signals()
     try:
         return args.func(args)
@@ -70,8 +92,11 @@ def main(argv: list[str] | None = None) -> int:
     except MemoryError:  # an address-space limit (ulimit -v) met after start-up, e.g. loading claims
         _say("perflab: not enough memory (MemoryError; ulimit -v too small?)")
         return 1
-    except ImportError as exc:  # the same limit met while mapping an extension module (mmap, _sqlite3)
-        _say(f"perflab: cannot load a module: {safe(str(exc))}")
+    except ImportError as exc:
+        # The same limit met while mapping a shared library that a command imports as it
+        # runs (the claims, for `run` and `list`): only the named command's module is
+        # imported at start-up (_commands), so this is no longer met in entry()
+        _say(f"perflab: cannot load what this command needs: {safe(str(exc))}")
         return 1
     except BrokenPipeError:
         # the reader went away (| head): stop, say so, and keep Python's exit-time flush

@@ -64,6 +64,9 @@ def safe(text: str | bytes) -> str:
     return _UNSAFE.sub(_escape, text)
 
 
+_PLAIN = frozenset({int, float, bool, type(None)})  # nothing to escape, nothing inside
+
+
 def safe_tree(value: Any) -> Any:
     """A copy of `value` (dicts, lists, tuples, strings, numbers...) with safe() applied
     to every string in it, keys included: for a renderer that prints from a whole
@@ -73,6 +76,8 @@ def safe_tree(value: Any) -> Any:
     if isinstance(value, dict):
         return {safe_tree(k): safe_tree(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        items = [safe_tree(v) for v in value]
+        # numbers are returned as they are without a call each (a snapshot's groups of
+        # 10,000 thread IDs: 0.1 s of calls otherwise)
+        items = [v if type(v) in _PLAIN else safe_tree(v) for v in value]
         return items if isinstance(value, list) else tuple(items)
     return value

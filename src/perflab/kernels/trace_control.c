@@ -10,7 +10,9 @@
  *                     Between the markers: one thread creation (pthread_create: clone3
  *                     or clone with CLONE_THREAD) and one fork (clone with SIGCHLD).
  * --variant=getppid-loop --n=N   N getppid calls between the markers, timed in here
- *                     (overhead per traced call: benchmarks/trace_overhead.py).
+ *                     (overhead per traced call: benchmarks/trace_overhead.py): wall
+ *                     time, and the thread's CPU time (which time spent preempted by
+ *                     other processes of a shared machine does not inflate).
  * --variant=threads --n=N   N threads created, each making one getppid call, then all
  *                     joined; between the markers, timed in here: per_op_ns is ns per thread.
  * --variant=empty     nothing: the start-up and exit of a C program, to subtract.
@@ -103,7 +105,11 @@ int main(int argc, char **argv)
         return 0;
     }
     uint64_t t0 = 0, t1 = 0;
+    struct timespec c0 = {0, 0}, c1 = {0, 0};
     if (c.vidx != V_EMPTY) {
+        /* CLOCK_THREAD_CPUTIME_ID is a real system call (no vDSO for it): read outside the
+         * markers, so the region holds the workload's calls only */
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c0);
         trace_marker();
         t0 = now_ns();
         if (c.vidx == V_LOOP)
@@ -112,13 +118,19 @@ int main(int argc, char **argv)
             threads((long)n);
         t1 = now_ns();
         trace_marker();
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c1);
     }
+    long long cpu = (c1.tv_sec - c0.tv_sec) * 1000000000LL + (c1.tv_nsec - c0.tv_nsec);
     json_begin();
     json_string("kernel", "trace_control");
     json_string("variant", c.variant);
     json_int("n", c.vidx == V_EMPTY ? 0 : n);
     json_int("elapsed_ns", (long long)(t1 - t0));
     json_double("per_op_ns", n && c.vidx != V_EMPTY ? (double)(t1 - t0) / (double)n : NAN);
+    if (c.vidx == V_LOOP) { /* the main thread's CPU time: the whole workload here */
+        json_int("cpu_ns", cpu);
+        json_double("per_op_cpu_ns", n ? (double)cpu / (double)n : NAN);
+    }
     json_end();
     return 0;
 }

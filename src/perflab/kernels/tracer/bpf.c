@@ -9,23 +9,49 @@
  * and arguments (clone flags). Cost: one program run per system call on the machine;
  * tasks outside the cgroup leave after the cgroup-id compare.
  *
- * The program, per sys_enter (ctx = struct bpf_raw_tracepoint_args: args[0] = struct
- * pt_regs *, args[1] = syscall id; include/trace/events/syscalls.h):
- *   if bpf_get_current_cgroup_id() != CGID: return
- *   calls[min(id, NR_OTHER)] += 1
- *   if id == MARKER: state[0] += 1                     (markers are not in the region)
- *   elif state[0] == 1: region[id] += 1; in_region = 1
+ * The program, per sys_enter (ctx: args[0] = struct pt_regs *, args[1] = syscall id;
+ * include/trace/events/syscalls.h):
+ *   if current's cgroup id != CGID: return
+ *   slot = min(id, NR_OTHER)
+ *   with a marker:  if id == MARKER: state.markers += 1 (atomic; markers are not in the
+ *                   region)  elif state.markers == 1: slot += NR_SLOTS (in the region)
+ *   counts[slot] += 1                                   (this CPU's copy: no atomic)
  *   if id == clone:  flags = regs->di; exit_signal = flags & CSIGNAL
  *   if id == clone3: flags, exit_signal = clone_args at regs->di (bpf_probe_read_user)
- *   if clone or clone3: clones[{flags, exit_signal, id, status}] += 1
- * Maps: ARRAY calls, ARRAY region, ARRAY state[2] (0: markers seen, 1: clone kinds
- * lost), HASH clones. Counters use BPF_ATOMIC add, so two CPUs do not lose updates.
+ *   if clone or clone3: clones[{flags, exit_signal, id, status}] += 1 (atomic)
+ * Maps: PERCPU_ARRAY counts[2 * NR_SLOTS] (calls outside, then inside the region; the
+ * read-out sums the CPUs), ARRAY state[1] = {markers, clone kinds lost} read and
+ * written through its address (BPF_PSEUDO_MAP_VALUE: no lookup call), HASH clones.
+ *
+ * Two forms of it (`program` in the record). "tp_btf" (preferred): a BTF-typed program
+ * on the same tracepoint (BPF_PROG_TYPE_TRACING, BPF_TRACE_RAW_TP) reads the id as
+ * bpf_get_current_cgroup_id() computes it (kernel/bpf/helpers.c: task_dfl_cgroup(current)
+ * ->kn->id, include/linux/cgroup.h) but as four loads from current: task_struct.cgroups
+ * -> css_set.dfl_cgrp -> cgroup.kn -> kernfs_node.id, at the offsets the running kernel's
+ * BTF gives (btf.c). The helper call costs ~30 ns here (benchmarks/README.md, "perflab
+ * trace"), a third of the whole per-call cost. "raw_tp": BPF_PROG_TYPE_RAW_TRACEPOINT
+ * calling the helper, where the kernel has no BTF or refuses the first form
+ * (PERFLAB_BPF_PROGRAM=raw_tp in the environment forces it).
+ *
+ * The per-call cost is what this path costs (benchmarks/README.md, "perflab trace"):
+ * the counter is this CPU's, so the increment is a plain load, add and store, with no
+ * lock prefix and no cache line shared between CPUs; the percpu lookup is inlined by the
+ * verifier (percpu_array_map_gen_lookup, kernel/bpf/arraymap.c, Linux 6.10+). That is
+ * exact because a program on sys_enter runs with preemption disabled and is never
+ * nested on one CPU: the BPF probe of the syscall tracepoints (which may fault since
+ * Linux 6.14) disables preemption around the run (include/trace/bpf_probe.h; before,
+ * every tracepoint probe ran so), and __bpf_trace_run() (kernel/trace/bpf_trace.c)
+ * skips a nested run rather than interleave, counting it in the program's
+ * recursion_misses, which the read-out reports as lost (the trace then fails rather
+ * than under-count).
  * A task that moves itself to another cgroup leaves the count (exact-id match).
  */
 
 #include "tracer.h"
 
 #include <linux/bpf.h>
+#include <linux/btf.h>
+#include <stdbool.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 
@@ -35,7 +61,7 @@
 
 /* ---- a tiny assembler with labels (the kernel's include/linux/filter.h macros) ---- */
 #define BPF_MAX_INSNS 256
-#define BPF_MAX_LABELS 16
+#define BPF_MAX_LABELS 16 /* >= L_COUNT_LABELS */
 
 struct bpf_asm {
     struct bpf_insn insn[BPF_MAX_INSNS];
@@ -75,6 +101,10 @@ static void ld_imm64(struct bpf_asm *a, uint8_t dst, uint8_t src, uint64_t v)
     emit(a, 0, 0, 0, 0, (int32_t)(uint32_t)(v >> 32));
 }
 #define LD_MAP_FD(a, d, fd) ld_imm64(a, d, BPF_PSEUDO_MAP_FD, (uint64_t)(fd))
+/* d = the address of byte `off` of the value of a one-element ARRAY map (bpf(2):
+ * BPF_PSEUDO_MAP_VALUE, the map fd in the first imm, the offset in the second) */
+#define LD_MAP_VALUE(a, d, fd, off) \
+    ld_imm64(a, d, BPF_PSEUDO_MAP_VALUE, (uint64_t)(uint32_t)(fd) | (uint64_t)(off) << 32)
 
 static void label(struct bpf_asm *a, int l) { a->label_at[l] = a->n; }
 
@@ -102,13 +132,14 @@ static long sys_bpf(int cmd, union bpf_attr *attr)
     return syscall(SYS_bpf, cmd, attr, sizeof *attr);
 }
 
-static int bpf_map(uint32_t type, uint32_t key_size, uint32_t max_entries, const char *what)
+static int bpf_map(uint32_t type, uint32_t key_size, uint32_t value_size, uint32_t max_entries,
+                   const char *what)
 {
     union bpf_attr at;
     memset(&at, 0, sizeof at);
     at.map_type = type;
     at.key_size = key_size;
-    at.value_size = sizeof(uint64_t);
+    at.value_size = value_size;
     at.max_entries = max_entries;
     int fd = (int)sys_bpf(BPF_MAP_CREATE, &at);
     if (fd < 0)
@@ -143,59 +174,93 @@ struct bpf_clone_key {
     uint32_t nr, status;
 };
 
-enum { L_OUT, L_IN_RANGE, L_COUNTED, L_NOT_MARKER, L_CLONE_CHECK, L_CLONE, L_CLONE3,
-       L_READ1, L_READ2, L_RECORD, L_ADD, L_COUNT };
+enum { L_OUT, L_IN_RANGE, L_COUNT, L_MARKER, L_CLONE_CHECK, L_CLONE, L_CLONE3,
+       L_READ1, L_READ2, L_RECORD, L_ADD, L_COUNT_LABELS };
+
+/* the state map's one value */
+#define STATE_MARKERS 0
+#define STATE_CLONES_LOST 8
+
+/* Where current's cgroup id is, for the tp_btf form: byte offsets from the running
+ * kernel's BTF, and the BTF id of the tracepoint's type (btf_trace_sys_enter). */
+struct cgroup_path {
+    long task_cgroups, css_dfl_cgrp, cgroup_kn, kn_id;
+    int attach_btf_id;
+};
+
+static bool find_cgroup_path(struct cgroup_path *p)
+{
+    struct kernel_btf btf;
+    bool ok = false;
+    if (btf_load(&btf) == 0) {
+        int task = btf_find(&btf, "task_struct", BTF_KIND_STRUCT);
+        int css = btf_find(&btf, "css_set", BTF_KIND_STRUCT);
+        int cg = btf_find(&btf, "cgroup", BTF_KIND_STRUCT);
+        int kn = btf_find(&btf, "kernfs_node", BTF_KIND_STRUCT);
+        p->attach_btf_id = btf_find(&btf, "btf_trace_sys_enter", BTF_KIND_TYPEDEF);
+        if (task > 0 && css > 0 && cg > 0 && kn > 0 && p->attach_btf_id > 0) {
+            p->task_cgroups = btf_member_offset(&btf, task, "cgroups");
+            p->css_dfl_cgrp = btf_member_offset(&btf, css, "dfl_cgrp");
+            p->cgroup_kn = btf_member_offset(&btf, cg, "kn");
+            p->kn_id = btf_member_offset(&btf, kn, "id");
+            ok = p->task_cgroups >= 0 && p->css_dfl_cgrp >= 0 && p->cgroup_kn >= 0 && p->kn_id >= 0
+                 && p->task_cgroups < 32768 && p->css_dfl_cgrp < 32768 && p->cgroup_kn < 32768
+                 && p->kn_id < 32768;
+        }
+    }
+    btf_free(&btf);
+    return ok;
+}
 
 static void assemble(struct bpf_asm *a, const struct bpf_tracer *b, uint64_t cgid,
-                     long marker)
+                     long marker, const struct cgroup_path *btf)
 {
-    /* Registers: r6 ctx, r7 scratch/status, r8 syscall slot, r9 in_region (r6-r9
-     * survive helper calls). Stack: -4 u32 array key; -32..-9 clone key; -40 u64 zero
-     * value; -48 u64 clone_args pointer. */
-    int32_t mark = marker >= 0 && marker < NR_OTHER ? (int32_t)marker : NR_SLOTS + 1;
+    /* Registers: r6 ctx, r7 the counts slot, r8 the syscall slot, r9 in-region flag of
+     * a clone (r6-r9 survive helper calls). Stack: -4 u32 counts key; -32..-9 clone key;
+     * -40 u64 zero value; -48 u64 clone_args pointer. */
     memset(a, 0, sizeof *a);
     MOV_REG(a, BPF_REG_6, BPF_REG_1);
-    CALL(a, BPF_FUNC_get_current_cgroup_id);
+    if (btf) { /* r0 = current->cgroups->dfl_cgrp->kn->id, loads the verifier checks by BTF */
+        CALL(a, BPF_FUNC_get_current_task_btf);
+        LDX(a, BPF_DW, BPF_REG_0, BPF_REG_0, (int16_t)btf->task_cgroups);
+        LDX(a, BPF_DW, BPF_REG_0, BPF_REG_0, (int16_t)btf->css_dfl_cgrp);
+        LDX(a, BPF_DW, BPF_REG_0, BPF_REG_0, (int16_t)btf->cgroup_kn);
+        LDX(a, BPF_DW, BPF_REG_0, BPF_REG_0, (int16_t)btf->kn_id);
+    } else {
+        CALL(a, BPF_FUNC_get_current_cgroup_id);
+    }
     ld_imm64(a, BPF_REG_1, 0, cgid);
     JMP_REG(a, BPF_JNE, BPF_REG_0, BPF_REG_1, L_OUT);
     LDX(a, BPF_DW, BPF_REG_8, BPF_REG_6, 8); /* args[1]: the syscall id */
     JMP_IMM(a, BPF_JLT, BPF_REG_8, NR_OTHER, L_IN_RANGE);
     MOV_IMM(a, BPF_REG_8, NR_OTHER);
     label(a, L_IN_RANGE);
-    /* calls[id] += 1 */
-    STX(a, BPF_W, BPF_REG_10, BPF_REG_8, -4);
-    LD_MAP_FD(a, BPF_REG_1, b->calls);
-    MOV_REG(a, BPF_REG_2, BPF_REG_10);
-    ADD_IMM(a, BPF_REG_2, -4);
-    CALL(a, BPF_FUNC_map_lookup_elem);
-    JMP_IMM(a, BPF_JEQ, BPF_REG_0, 0, L_COUNTED);
-    MOV_IMM(a, BPF_REG_1, 1);
-    ATOMIC_ADD(a, BPF_REG_0, BPF_REG_1, 0);
-    label(a, L_COUNTED);
-    /* markers and the region */
     MOV_IMM(a, BPF_REG_9, 0);
-    ST_IMM(a, BPF_W, BPF_REG_10, -4, 0);
-    LD_MAP_FD(a, BPF_REG_1, b->state);
-    MOV_REG(a, BPF_REG_2, BPF_REG_10);
-    ADD_IMM(a, BPF_REG_2, -4);
-    CALL(a, BPF_FUNC_map_lookup_elem);
-    JMP_IMM(a, BPF_JEQ, BPF_REG_0, 0, L_OUT);
-    JMP_IMM(a, BPF_JNE, BPF_REG_8, mark, L_NOT_MARKER);
-    MOV_IMM(a, BPF_REG_1, 1);
-    ATOMIC_ADD(a, BPF_REG_0, BPF_REG_1, 0);
-    GOTO(a, L_CLONE_CHECK);
-    label(a, L_NOT_MARKER);
-    LDX(a, BPF_DW, BPF_REG_1, BPF_REG_0, 0);
-    JMP_IMM(a, BPF_JNE, BPF_REG_1, 1, L_CLONE_CHECK);
-    MOV_IMM(a, BPF_REG_9, CLONE_IN_REGION);
-    STX(a, BPF_W, BPF_REG_10, BPF_REG_8, -4);
-    LD_MAP_FD(a, BPF_REG_1, b->region);
+    MOV_REG(a, BPF_REG_7, BPF_REG_8);
+    if (marker >= 0 && marker < NR_OTHER) { /* markers and the region */
+        JMP_IMM(a, BPF_JEQ, BPF_REG_8, (int32_t)marker, L_MARKER);
+        LD_MAP_VALUE(a, BPF_REG_1, b->state, STATE_MARKERS);
+        LDX(a, BPF_DW, BPF_REG_1, BPF_REG_1, 0);
+        JMP_IMM(a, BPF_JNE, BPF_REG_1, 1, L_COUNT);
+        ADD_IMM(a, BPF_REG_7, NR_SLOTS);
+        MOV_IMM(a, BPF_REG_9, CLONE_IN_REGION);
+        GOTO(a, L_COUNT);
+        label(a, L_MARKER);
+        LD_MAP_VALUE(a, BPF_REG_1, b->state, STATE_MARKERS);
+        MOV_IMM(a, BPF_REG_2, 1);
+        ATOMIC_ADD(a, BPF_REG_1, BPF_REG_2, 0); /* seen by every CPU */
+    }
+    /* counts[slot] += 1, on this CPU's copy */
+    label(a, L_COUNT);
+    STX(a, BPF_W, BPF_REG_10, BPF_REG_7, -4);
+    LD_MAP_FD(a, BPF_REG_1, b->counts);
     MOV_REG(a, BPF_REG_2, BPF_REG_10);
     ADD_IMM(a, BPF_REG_2, -4);
     CALL(a, BPF_FUNC_map_lookup_elem);
     JMP_IMM(a, BPF_JEQ, BPF_REG_0, 0, L_CLONE_CHECK);
-    MOV_IMM(a, BPF_REG_1, 1);
-    ATOMIC_ADD(a, BPF_REG_0, BPF_REG_1, 0);
+    LDX(a, BPF_DW, BPF_REG_1, BPF_REG_0, 0);
+    ADD_IMM(a, BPF_REG_1, 1);
+    STX(a, BPF_DW, BPF_REG_0, BPF_REG_1, 0);
     label(a, L_CLONE_CHECK);
     JMP_IMM(a, BPF_JEQ, BPF_REG_8, NR_CLONE, L_CLONE);
     JMP_IMM(a, BPF_JEQ, BPF_REG_8, NR_CLONE3, L_CLONE3);
@@ -273,13 +338,8 @@ static void assemble(struct bpf_asm *a, const struct bpf_tracer *b, uint64_t cgi
     ADD_IMM(a, BPF_REG_2, -32);
     CALL(a, BPF_FUNC_map_lookup_elem);
     JMP_IMM(a, BPF_JNE, BPF_REG_0, 0, L_ADD);
-    /* the map is full: state[1] += 1 */
-    ST_IMM(a, BPF_W, BPF_REG_10, -4, 1);
-    LD_MAP_FD(a, BPF_REG_1, b->state);
-    MOV_REG(a, BPF_REG_2, BPF_REG_10);
-    ADD_IMM(a, BPF_REG_2, -4);
-    CALL(a, BPF_FUNC_map_lookup_elem);
-    JMP_IMM(a, BPF_JEQ, BPF_REG_0, 0, L_OUT);
+    /* the map is full: state.clone_kinds_lost += 1 */
+    LD_MAP_VALUE(a, BPF_REG_0, b->state, STATE_CLONES_LOST);
     label(a, L_ADD);
     MOV_IMM(a, BPF_REG_1, 1);
     ATOMIC_ADD(a, BPF_REG_0, BPF_REG_1, 0);
@@ -287,6 +347,50 @@ static void assemble(struct bpf_asm *a, const struct bpf_tracer *b, uint64_t cgi
     MOV_IMM(a, BPF_REG_0, 0);
     EXIT(a);
     resolve_labels(a);
+}
+
+/* Load the program (the tp_btf form with `btf`, else raw_tp) and attach it: 0, or -1
+ * with the kernel's reason (and the verifier's last line) in b->error. */
+static int load_and_attach(struct bpf_tracer *b, uint64_t cgid, long marker, const struct cgroup_path *btf)
+{
+    static struct bpf_asm a;
+    static char log[65536];
+    assemble(&a, b, cgid, marker, btf);
+    union bpf_attr at;
+    memset(&at, 0, sizeof at);
+    at.prog_type = btf ? BPF_PROG_TYPE_TRACING : BPF_PROG_TYPE_RAW_TRACEPOINT;
+    if (btf) {
+        at.expected_attach_type = BPF_TRACE_RAW_TP;
+        at.attach_btf_id = (uint32_t)btf->attach_btf_id; /* in vmlinux: attach_btf_obj_fd 0 */
+    }
+    at.insns = (uint64_t)(uintptr_t)a.insn;
+    at.insn_cnt = (uint32_t)a.n;
+    at.license = (uint64_t)(uintptr_t)"GPL"; /* bpf_probe_read_user is GPL-only */
+    at.log_buf = (uint64_t)(uintptr_t)log;
+    at.log_size = sizeof log;
+    at.log_level = 1;
+    log[0] = 0;
+    b->prog = (int)sys_bpf(BPF_PROG_LOAD, &at);
+    if (b->prog < 0) {
+        int e = errno;
+        char *last = log;
+        for (char *p = strtok(log, "\n"); p; p = strtok(NULL, "\n"))
+            last = p;
+        snprintf(b->error, sizeof b->error, "bpf(BPF_PROG_LOAD, %s): %s%s%s", btf ? "tp_btf" : "raw_tracepoint",
+                 strerror(e), *last ? "; verifier: " : "", last);
+        return -1;
+    }
+    memset(&at, 0, sizeof at);
+    /* the tp_btf form is attached where its attach_btf_id says (name NULL) */
+    at.raw_tracepoint.name = btf ? 0 : (uint64_t)(uintptr_t)"sys_enter";
+    at.raw_tracepoint.prog_fd = (uint32_t)b->prog;
+    b->link = (int)sys_bpf(BPF_RAW_TRACEPOINT_OPEN, &at);
+    if (b->link < 0) {
+        snprintf(b->error, sizeof b->error, "bpf(BPF_RAW_TRACEPOINT_OPEN, sys_enter): %s", strerror(errno));
+        close(b->prog);
+        return -1;
+    }
+    return 0;
 }
 
 /* Create the maps, load the program for cgroup `cgroup_dir`, attach it. Any refusal
@@ -300,52 +404,94 @@ void bpf_start(struct bpf_tracer *b, const char *cgroup_dir, long marker)
      * kernfs_ino()). */
     if (stat(cgroup_dir, &st) != 0)
         die_unsupported("cgroup %s: %s", cgroup_dir, strerror(errno));
-    b->calls = bpf_map(BPF_MAP_TYPE_ARRAY, sizeof(uint32_t), NR_SLOTS, "calls");
-    b->region = bpf_map(BPF_MAP_TYPE_ARRAY, sizeof(uint32_t), NR_SLOTS, "region");
-    b->state = bpf_map(BPF_MAP_TYPE_ARRAY, sizeof(uint32_t), 2, "state");
-    b->clones = bpf_map(BPF_MAP_TYPE_HASH, sizeof(struct bpf_clone_key), MAX_CLONE_KINDS,
-                        "clones");
-    static struct bpf_asm a;
-    assemble(&a, b, (uint64_t)st.st_ino, marker);
-
-    static char log[65536];
-    union bpf_attr at;
-    memset(&at, 0, sizeof at);
-    at.prog_type = BPF_PROG_TYPE_RAW_TRACEPOINT;
-    at.insns = (uint64_t)(uintptr_t)a.insn;
-    at.insn_cnt = (uint32_t)a.n;
-    at.license = (uint64_t)(uintptr_t)"GPL"; /* bpf_probe_read_user is GPL-only */
-    at.log_buf = (uint64_t)(uintptr_t)log;
-    at.log_size = sizeof log;
-    at.log_level = 1;
-    b->prog = (int)sys_bpf(BPF_PROG_LOAD, &at);
-    if (b->prog < 0) {
-        int e = errno;
-        char *last = log;
-        for (char *p = strtok(log, "\n"); p; p = strtok(NULL, "\n"))
-            last = p;
-        die_unsupported("bpf(BPF_PROG_LOAD, raw_tracepoint): %s%s%s", strerror(e),
-                        *last ? "; verifier: " : "", last);
+    b->counts = bpf_map(BPF_MAP_TYPE_PERCPU_ARRAY, sizeof(uint32_t), sizeof(uint64_t),
+                        2 * NR_SLOTS, "counts");
+    b->state = bpf_map(BPF_MAP_TYPE_ARRAY, sizeof(uint32_t), 2 * sizeof(uint64_t), 1, "state");
+    b->clones = bpf_map(BPF_MAP_TYPE_HASH, sizeof(struct bpf_clone_key), sizeof(uint64_t),
+                        MAX_CLONE_KINDS, "clones");
+    struct cgroup_path path;
+    const char *want = getenv("PERFLAB_BPF_PROGRAM");
+    bool btf = !(want && !strcmp(want, "raw_tp")) && find_cgroup_path(&path);
+    if (btf && load_and_attach(b, (uint64_t)st.st_ino, marker, &path) == 0) {
+        b->program = "tp_btf";
+        return;
     }
-    memset(&at, 0, sizeof at);
-    at.raw_tracepoint.name = (uint64_t)(uintptr_t)"sys_enter";
-    at.raw_tracepoint.prog_fd = (uint32_t)b->prog;
-    b->link = (int)sys_bpf(BPF_RAW_TRACEPOINT_OPEN, &at);
-    if (b->link < 0)
-        die_unsupported("bpf(BPF_RAW_TRACEPOINT_OPEN, sys_enter): %s", strerror(errno));
+    const char *why = load_and_attach(b, (uint64_t)st.st_ino, marker, NULL) == 0 ? NULL : b->error;
+    if (why)
+        die_unsupported("%s", why);
+    b->program = "raw_tp";
+}
+
+/* CPUs a per-CPU map holds a value for: the possible ones (the kernel copies one per
+ * possible CPU, bpf_percpu_array_copy() in kernel/bpf/arraymap.c), from
+ * /sys/devices/system/cpu/possible ("0-1", "0,2-5": Documentation/admin-guide/cputopology.rst). */
+static int possible_cpus(void)
+{
+    char buf[256];
+    int fd = open("/sys/devices/system/cpu/possible", O_RDONLY | O_CLOEXEC);
+    ssize_t n = fd >= 0 ? read(fd, buf, sizeof buf - 1) : -1;
+    if (fd >= 0)
+        close(fd);
+    if (n <= 0)
+        die("cannot read /sys/devices/system/cpu/possible: %s", n < 0 ? strerror(errno) : "empty");
+    buf[n] = 0;
+    int count = 0;
+    for (char *p = buf; *p && *p != '\n';) {
+        long lo = strtol(p, &p, 10), hi = lo;
+        if (*p == '-')
+            hi = strtol(p + 1, &p, 10);
+        count += (int)(hi - lo + 1);
+        if (*p == ',')
+            p++;
+    }
+    if (count <= 0 || count > 8192)
+        die("cannot parse /sys/devices/system/cpu/possible: %s", buf);
+    return count;
 }
 
 /* Read the maps into `t` once every traced task has exited, then detach. */
 void bpf_finish(struct bpf_tracer *b, struct tally *t)
 {
     close(b->link); /* detach first: nothing counts while we read */
-    for (uint32_t k = 0; k < NR_SLOTS; k++) {
-        if (bpf_lookup(b->calls, &k, &t->calls[k]) || bpf_lookup(b->region, &k, &t->region[k]))
-            die("bpf(BPF_MAP_LOOKUP_ELEM): %s", strerror(errno));
+    int ncpu = possible_cpus();
+    static uint32_t keys[2 * NR_SLOTS];
+    uint64_t *v = calloc((size_t)ncpu * 2 * NR_SLOTS, sizeof *v);
+    if (!v)
+        die("out of memory");
+    /* every slot of every CPU in one call (BPF_MAP_LOOKUP_BATCH, Linux 5.6+: bpf(2),
+     * kernel/bpf/syscall.c generic_map_lookup_batch); slot by slot where it is refused */
+    union bpf_attr at;
+    uint32_t out_batch = 0;
+    memset(&at, 0, sizeof at);
+    at.batch.out_batch = (uint64_t)(uintptr_t)&out_batch;
+    at.batch.keys = (uint64_t)(uintptr_t)keys;
+    at.batch.values = (uint64_t)(uintptr_t)v;
+    at.batch.count = 2 * NR_SLOTS;
+    at.batch.map_fd = (uint32_t)b->counts;
+    int r = (int)sys_bpf(BPF_MAP_LOOKUP_BATCH, &at);
+    bool batched = (r == 0 || errno == ENOENT) && at.batch.count == 2 * NR_SLOTS;
+    for (uint32_t k = 0; k < 2 * NR_SLOTS; k++) {
+        uint64_t *cpus = v + (size_t)k * (size_t)ncpu;
+        if (!batched)
+            keys[k] = k;
+        if (!batched && bpf_lookup(b->counts, &k, cpus))
+            die("bpf(BPF_MAP_LOOKUP_ELEM, counts): %s", strerror(errno));
+        if (keys[k] >= 2 * NR_SLOTS)
+            die("bpf(BPF_MAP_LOOKUP_BATCH, counts): key %u", keys[k]);
+        uint64_t sum = 0;
+        for (int c = 0; c < ncpu; c++)
+            sum += cpus[c];
+        t->calls[keys[k] % NR_SLOTS] += sum;
+        if (keys[k] >= NR_SLOTS)
+            t->region[keys[k] - NR_SLOTS] = sum;
     }
-    uint32_t k0 = 0, k1 = 1;
-    if (bpf_lookup(b->state, &k0, &t->markers) || bpf_lookup(b->state, &k1, &t->clones_lost))
+    free(v);
+    uint32_t k0 = 0;
+    uint64_t state[2];
+    if (bpf_lookup(b->state, &k0, state))
         die("bpf(BPF_MAP_LOOKUP_ELEM, state): %s", strerror(errno));
+    t->markers = state[0];
+    t->clones_lost = state[1];
     struct bpf_clone_key key, next;
     const void *prev = NULL; /* NULL key: the first key (bpf(2), BPF_MAP_GET_NEXT_KEY) */
     while (bpf_next_key(b->clones, prev, &next) == 0) {
@@ -357,9 +503,18 @@ void bpf_finish(struct bpf_tracer *b, struct tally *t)
     }
     if (errno != ENOENT)
         die("bpf(BPF_MAP_GET_NEXT_KEY): %s", strerror(errno));
+    /* Runs the kernel skipped (a nested run on one CPU: see the top): calls not counted */
+    struct bpf_prog_info info;
+    memset(&info, 0, sizeof info);
+    memset(&at, 0, sizeof at);
+    at.info.bpf_fd = (uint32_t)b->prog;
+    at.info.info_len = sizeof info;
+    at.info.info = (uint64_t)(uintptr_t)&info;
+    if (sys_bpf(BPF_OBJ_GET_INFO_BY_FD, &at))
+        die("bpf(BPF_OBJ_GET_INFO_BY_FD): %s", strerror(errno));
+    b->missed = info.recursion_misses;
     close(b->prog);
-    close(b->calls);
-    close(b->region);
+    close(b->counts);
     close(b->state);
     close(b->clones);
 }

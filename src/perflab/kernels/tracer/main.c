@@ -411,6 +411,8 @@ int main(int argc, char **argv)
     json_begin();
     json_string("kernel", "tracer");
     json_string("mechanism", mech_names[o.mech]);
+    if (o.mech == M_BPF)
+        json_string("program", bpf.program); /* bpf.c: tp_btf or raw_tp */
     json_string("path", o.path);
     json_key("argv");
     putchar('[');
@@ -452,6 +454,8 @@ int main(int argc, char **argv)
     json_int("clone_kinds_lost", (long long)t.clones_lost);
     if (o.mech == M_PERF)
         json_int("lost_samples", (long long)perf.lost);
+    else if (o.mech == M_BPF)
+        json_int("lost_samples", (long long)bpf.missed); /* runs the kernel skipped */
     else
         json_int("lost_samples", 0);
 

@@ -75,11 +75,38 @@ typedef int (*clone_args_reader)(void *ctx, uint64_t addr, uint64_t *flags, uint
 void tally_syscall(struct tally *t, long nr, uint64_t arg0, clone_args_reader read_clone_args,
                    void *ctx);
 
+/* ---- btf.c: types of the running kernel (/sys/kernel/btf/vmlinux) ----------------- */
+
+struct btf_type; /* <linux/btf.h> */
+
+struct kernel_btf {
+    char *data;
+    size_t len, mapped; /* mapped: the length mmap(2)ed, else 0 (read into malloc'ed memory) */
+    const char *types, *strs;
+    size_t types_len, strs_len;
+    const struct btf_type **by_id; /* by type id; 0 is void */
+    uint32_t ntypes;
+};
+
+/* Read and index it: 0, or -1 when there is none or it cannot be read. */
+int btf_load(struct kernel_btf *b);
+
+/* The id of the type named `name` of kind `kind` (BTF_KIND_*), or -1. */
+int btf_find(const struct kernel_btf *b, const char *name, int kind);
+
+/* The byte offset of `member` in struct or union `id` (anonymous members searched), or -1. */
+long btf_member_offset(const struct kernel_btf *b, int id, const char *member);
+
+void btf_free(struct kernel_btf *b);
+
 /* ---- bpf.c: the bpf mechanism ---------------------------------------------------- */
 
 struct bpf_tracer {
-    int calls, region, state, clones; /* map fds */
+    int counts, state, clones; /* map fds */
     int prog, link;
+    const char *program; /* "tp_btf" or "raw_tp" (bpf.c) */
+    char error[512];     /* why a form was refused */
+    uint64_t missed; /* program runs the kernel skipped (recursion_misses): calls not counted */
 };
 
 /* Create the maps, load the program for cgroup `cgroup_dir`, attach it. Any refusal

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import functools
-import ipaddress
 import re
 from typing import NamedTuple
 
@@ -232,6 +231,8 @@ def _inet_addr(hexaddr: str) -> str:
     b = b"".join(words)
     if len(b) == 4:
         return f"{'.'.join(str(x) for x in b)}:{int(port, 16)}"
+    import ipaddress  # here: only IPv6 sockets need it, and it costs every inspect ~2 ms
+
     return f"[{ipaddress.IPv6Address(b)}]:{int(port, 16)}"
 
 

@@ -36,11 +36,11 @@ class KcmpState:
             self.probe.__exit__(*exc)
 
 
-def sharing_of(pd: ProcDir, st: parse.Stat, threads: list[dict], kthread: bool, state: KcmpState) -> dict:
+def sharing_of(pd: ProcDir, st: parse.Stat, tids: list[int], kthread: bool, state: KcmpState) -> dict:
+    """`tids`: the tasks that have not exited (state not Z or X), in TID order."""
     if state.kc is None or state.probe is None:
         return {"available": False, "reason": state.reason}
     kc, probe = state.kc, state.probe
-    tids = [t["tid"] for t in threads if t["state"] not in "ZX"]
     kthreads = set(tids) if kthread else set()
     parent = _parent(pd, st, kc, tids)
     tasks = tids + ([st.ppid] if parent["included"] else [])

@@ -5,36 +5,79 @@ Reading is not atomic: the process keeps running. Threads or fds that disappear
 between listing and reading are dropped and counted ("vanished"); if the process
 itself exits (or turns zombie) while being read, NoSuchProcess is raised, never a
 half-read answer.
+
+The threads, mappings and fds of a live process are read by the procsnap reader in C
+when it is built (procfs/native.py), else here in Python; the answer is the same
+(tests/test_procsnap.py). Three forms: collect() the dict, collect_json() its JSON text
+(the rows spliced in as procsnap wrote them, never built as dicts), collect_view() the
+dict with its long lists cut to the rows a terminal shows.
 """
 
 from __future__ import annotations
 
 import contextlib
 import gc
+import json
 import os
-import stat as stat_mod
 import time
 
 from perflab.core.errors import NoSuchProcess
-from perflab.observe.procfs import classify, parse, parse_fds, parse_maps
+from perflab.observe.procfs import fdtable, native, parse, parse_fds
+from perflab.observe.procfs.kcmp import RESOURCES
 from perflab.observe.procfs.sharing import KcmpState, sharing_of
-from perflab.observe.procfs.forked import Forked
 from perflab.observe.procfs.read import DEFAULT_PROC_ROOT, ProcDir, user_name
 
 SCHEMA = "perflab.inspect/1"
-FORK_FDS = 2000  # read fd tables at least this big in a forked child (procfs/forked.py)
-_MACHINE = os.uname().machine
+FORK_FDS = 2000  # on the Python path, read fd tables at least this big in a forked child (procfs/forked.py)
 KTHREAD_NO_MM = (
     "kernel thread (PF_KTHREAD set in the flags of /proc/PID/stat): it runs only in "
     "kernel space and has no mm_struct, so it has no user address space")
+_SEPARATORS = (",", ":")  # what `perflab inspect --json` writes
 
 
 def _hex(x: int | None) -> str | None:
     return None if x is None else f"0x{x:x}"
 
 
-def collect(pid: int, proc_root: str = DEFAULT_PROC_ROOT, sharing: bool = True) -> dict:
-    """Everything `perflab inspect PID` shows. Raises NoSuchProcess, AccessDenied."""
+def collect(pid: int, proc_root: str = DEFAULT_PROC_ROOT, sharing: bool = True,
+            native_reader: bool = True) -> dict:
+    """Everything `perflab inspect PID` shows. Raises NoSuchProcess, AccessDenied.
+    native_reader=False: the Python path even where procsnap is built."""
+    return _finish(_read(pid, proc_root, sharing, native_reader, 0), None)
+
+
+def collect_json(pid: int, proc_root: str = DEFAULT_PROC_ROOT, sharing: bool = True,
+                 native_reader: bool = True) -> str:
+    """json.dumps(collect(...), separators=(",", ":")): the same text."""
+    return b"".join(json_chunks(pid, proc_root, sharing, native_reader)).decode("ascii")
+
+
+def json_chunks(pid: int, proc_root: str = DEFAULT_PROC_ROOT, sharing: bool = True,
+                native_reader: bool = True) -> list:
+    """collect_json's text in pieces (bytes-like), the rows procsnap wrote among them
+    as it wrote them: never decoded, encoded or copied here (`perflab inspect --json`
+    writes the pieces as they are)."""
+    out = _read(pid, proc_root, sharing, native_reader, 0)
+    texts = {}
+    for key, value in out.items():
+        if isinstance(value, _Text):
+            texts[key] = value
+            out[key] = f"\0procsnap:{key}\0"  # a NUL: no name, path or argument holds one
+    chunks, rest = [], json.dumps(out, check_circular=False, separators=_SEPARATORS).encode("ascii")
+    for key, text in texts.items():  # in the order of the dict, so of the text
+        before, rest = rest.split(json.dumps(out[key]).encode("ascii"), 1)
+        chunks += [before, *text.chunks()]
+    return chunks + [rest]
+
+
+def collect_view(pid: int, rows: int, proc_root: str = DEFAULT_PROC_ROOT, sharing: bool = True,
+                 native_reader: bool = True) -> dict:
+    """The dict with its threads, fds and mappings cut to their first `rows` (> 0): what
+    the terminal shows. "view" holds the full counts the terminal needs."""
+    return _finish(_read(pid, proc_root, sharing, native_reader, rows), rows)
+
+
+def _read(pid: int, proc_root: str, sharing: bool, native_reader: bool, rows: int) -> dict:
     t0 = time.perf_counter()
     notes: list[str] = []
     pd = ProcDir(pid, proc_root)
@@ -53,10 +96,28 @@ def collect(pid: int, proc_root: str = DEFAULT_PROC_ROOT, sharing: bool = True) 
             pd = ProcDir(tgid, proc_root)
             st = parse.parse_stat(pd.read("stat"))
             status = parse.parse_status(pd.read("status"))
-        # The null probe forks: do it now, while this process is small (a fork later
-        # would copy the page tables of everything read so far).
-        with KcmpState(pd.proc_root) if sharing else contextlib.nullcontext() as kcmp_state:
-            out = _collect(pd, st, status, notes, kcmp_state)
+        kcmp_state = KcmpState(pd.proc_root) if sharing else None
+        # procsnap reads the tasks and fds while this process forks the null probe
+        # and reads the rest (procfs/native.py)
+        job = None
+        if native_reader and not st.kernel_thread and st.state not in "ZX":
+            kcmp = kcmp_state is not None and kcmp_state.kc is not None
+            job = native.start(pd, st.ppid, kcmp, rows)
+        try:
+            # The null probe forks: do it now, while this process is small (a fork later
+            # would copy the page tables of everything read so far).
+            with kcmp_state if kcmp_state is not None else contextlib.nullcontext():
+                out = None
+                if job is not None:
+                    try:
+                        out = _collect_native(pd, st, status, notes, kcmp_state, job)
+                    except native.Deferred:
+                        out = None  # a format procsnap does not model: Python reads it all
+                if out is None:
+                    out = _collect(pd, st, status, notes, kcmp_state)
+        finally:
+            if job is not None:
+                job.cancel()  # nothing once its result was read
         # Did it exit (or turn zombie) while we read? Then the answer is incomplete.
         try:
             now = parse.parse_stat(pd.read("stat"))
@@ -74,6 +135,9 @@ def collect(pid: int, proc_root: str = DEFAULT_PROC_ROOT, sharing: bool = True) 
 
 def _collect(pd: ProcDir, st: parse.Stat, status: dict[str, str], notes: list[str],
              kcmp_state: KcmpState | None) -> dict:
+    """The Python path."""
+    from perflab.observe.procfs.forked import Forked  # pickle: the Python path's only
+
     ticks = os.sysconf("SC_CLK_TCK")
     kthread = st.kernel_thread
     zombie = st.state in "ZX"
@@ -108,8 +172,16 @@ def _collect(pd: ProcDir, st: parse.Stat, status: dict[str, str], notes: list[st
     finally:
         if fd_job is not None:
             fd_job.cancel()  # no-op once result() has reaped it
-    shares = (sharing_of(pd, st, threads, kthread, kcmp_state) if kcmp_state is not None
+    shares = (sharing_of(pd, st, live, kthread, kcmp_state) if kcmp_state is not None
               else {"available": False, "reason": "not requested"})
+    return _assemble(pd, ticks, process, space, fds, threads, shares, notes)
+
+
+def _fds(pd: ProcDir) -> dict:
+    return fdtable.read_fds(pd)
+
+
+def _assemble(pd, ticks, process, space, fds, threads, shares, notes) -> dict:
     return {
         "schema": SCHEMA,
         "pid": pd.pid,
@@ -122,6 +194,98 @@ def _collect(pd: ProcDir, st: parse.Stat, status: dict[str, str], notes: list[st
         "sharing": shares,
         "notes": notes,
     }
+
+
+# ---- the procsnap path ----------------------------------------------------------------------
+
+class _Text:
+    """A section kept as the JSON text procsnap wrote: `head`, its array of rows, `tail`;
+    as a value, `load(rows)` of its rows decoded."""
+
+    def __init__(self, head: bytes, rows: native.Rows, tail: bytes, load, view: dict | None = None):
+        self.head, self.rows, self.tail, self.load, self.view = head, rows, tail, load, view or {}
+
+    def chunks(self) -> list:
+        return [self.head, self.rows.text, self.tail]
+
+    def value(self, rows: int | None):
+        return self.load(json.loads(bytes(self.rows.text) if rows is None else self.rows.first(rows)))
+
+
+def _collect_native(pd: ProcDir, st: parse.Stat, status: dict[str, str], notes: list[str],
+                    kcmp_state: KcmpState | None, job: native.Job) -> dict | None:
+    ticks = os.sysconf("SC_CLK_TCK")
+    process = _process(pd, st, status, ticks, False, False)
+    kcmp = kcmp_state is not None and kcmp_state.kc is not None
+    got = job.result()
+    if got is None:
+        return None
+    if got.vanished:
+        notes.append(f"{len(got.vanished)} thread(s) exited while being read: {sorted(got.vanished)[:10]}")
+    if kcmp:
+        kinds = [kind for kind, _ in RESOURCES.values()]
+        kcmp_state.kc.presets = {kinds[res]: preset for res, preset in got.kcmp.items()}
+    live = [t for t, state in zip(got.tids, got.states) if state not in "ZX"]
+    rest = json.loads(got.space_rest)
+    space = _Text(b'{"available":true,"read_from":"smaps","mappings":', got.mappings, b"," + got.space_rest[1:],
+                  lambda rows: {"available": True, "read_from": "smaps", "mappings": rows, **rest})
+    threads = _Text(b"", got.threads, b"", lambda rows: rows,
+                    {"threads": len(got.tids), "live_threads": len(live)})
+    fd_rows, types, closed = got.fds, got.fd_types, got.fds_closed
+    if got.fd_python:
+        fd_rows, types, closed = _python_fd_rows(pd, got)
+    summary = fdtable.table(None, types, closed)
+    del summary["table"]
+    head = json.dumps(summary, separators=_SEPARATORS)[:-1].encode("ascii") + b',"table":'
+    fds = _Text(head, fd_rows, b"}", lambda rows: {**summary, "table": rows})
+    shares = (sharing_of(pd, st, live, False, kcmp_state) if kcmp_state is not None
+              else {"available": False, "reason": "not requested"})
+    return _assemble(pd, ticks, process, space, fds, threads, shares, notes)
+
+
+def _python_fd_rows(pd: ProcDir, got: native.Native) -> tuple[native.Rows, list[str], int]:
+    """The fd rows procsnap left to Python (placeholders "P" in its array), made by
+    fdtable.fd_row; a row closed meanwhile is dropped with its comma."""
+    text, types, closed = got.fds.text, list(got.fd_types), got.fds_closed
+    pieces, at = [], 0
+    sockets = fdtable.Sockets(pd)
+    for fd, start, end, index in got.fd_python:
+        row = fdtable.fd_row(pd, fd, sockets)
+        if row is None:
+            closed += 1
+            types[index] = None
+            if bytes(text[start - 1:start]) == b",":
+                start -= 1  # the comma before it
+            elif bytes(text[end:end + 1]) == b",":
+                end += 1  # the first row: the comma after it
+            pieces += [text[at:start]]
+        else:
+            types[index] = row["type"]
+            pieces += [text[at:start], json.dumps(row, separators=_SEPARATORS).encode("ascii")]
+        at = end
+    joined = b"".join([*pieces, text[at:]])
+    # no row offsets: the terminal view decodes this table whole, and cuts it
+    return native.Rows(memoryview(joined), []), [t for t in types if t is not None], closed
+
+
+def _finish(out: dict, rows: int | None) -> dict:
+    """Decode what procsnap wrote: every row, or the first `rows` of each list."""
+    view = {}
+    for key, value in list(out.items()):
+        if isinstance(value, _Text):
+            out[key] = value.value(rows)
+            view.update(value.view)
+    if rows is not None:
+        threads = out["threads"]
+        view.setdefault("threads", len(threads))
+        view.setdefault("live_threads", sum(1 for t in threads if t["state"] not in "ZX"))
+        out["threads"] = threads[:rows]
+        if out["fds"].get("available"):
+            out["fds"]["table"] = out["fds"]["table"][:rows]
+        if out["address_space"].get("available"):
+            out["address_space"]["mappings"] = out["address_space"]["mappings"][:rows]
+        out["view"] = view
+    return out
 
 
 # ---- kernel side ----------------------------------------------------------------------
@@ -249,6 +413,7 @@ def _threads(pd: ProcDir, st: parse.Stat, ticks: int, kthread: bool):
 # ---- user address space -----------------------------------------------------------------
 
 def _address_space(pd: ProcDir, mm_tid: int, threads: list[dict], sps: dict, exe: str | None) -> dict:
+    from perflab.observe.procfs import classify, parse_maps  # the Python path's only
     rel = "smaps" if mm_tid == pd.pid else f"task/{mm_tid}/smaps"
     mappings = parse_maps.parse_smaps(pd.read(rel))
     exe_id = None
@@ -291,79 +456,3 @@ def _address_space(pd: ProcDir, mm_tid: int, threads: list[dict], sps: dict, exe
         "libraries": classify.libraries(labelled),
         "totals": total,
     }
-
-
-# ---- file descriptors -----------------------------------------------------------------
-
-_MODE_KINDS = (
-    (stat_mod.S_ISREG, "regular"), (stat_mod.S_ISDIR, "directory"), (stat_mod.S_ISCHR, "char_device"),
-    (stat_mod.S_ISBLK, "block_device"), (stat_mod.S_ISFIFO, "fifo"), (stat_mod.S_ISSOCK, "socket"),
-    (stat_mod.S_ISLNK, "symlink"),
-)
-
-
-def _fds(pd: ProcDir) -> dict:
-    """fd/N (readlink: what it is) and fdinfo/N (pos, flags, type-specific lines)."""
-    fd_dir = pd.subdir("fd")
-    info_dir = pd.subdir("fdinfo")
-    nums = sorted(int(n) for n in pd.listdir("fd"))
-    rows, closed = [], 0
-    sockets: dict[int, dict] | None = None
-    for n in nums:
-        name = str(n)
-        try:
-            link = pd.readlink(name, fd_dir, "fd")
-            info = parse_fds.parse_fdinfo(pd.read(name, info_dir, "fdinfo", 4096))
-        except NoSuchProcess:
-            if not pd.alive():
-                raise
-            closed += 1  # closed between listing and reading: a normal race
-            continue
-        target = parse_fds.parse_fd_target(link)
-        kind = target.kind
-        if kind == "path":
-            try:  # stat(2) follows the magic link to the open file, even a deleted one
-                mode = pd.stat_in("fd", name).st_mode
-                kind = next((k for test, k in _MODE_KINDS if test(mode)), "unknown")
-            except NoSuchProcess:
-                if not pd.alive():
-                    raise
-                try:  # closed since, or a link that cannot be followed (a captured tree)
-                    pd.read(name, info_dir, "fdinfo", 4096)
-                except NoSuchProcess:
-                    closed += 1
-                    continue
-                kind = "unknown"
-        row = {
-            "fd": n, "type": kind, "target": link,
-            "path": target.name if target.kind == "path" else None,
-            "pos_bytes": info.pos, "flags": f"0{info.flags:o}",
-            "flag_names": list(parse_fds.open_flag_names(info.flags, _MACHINE)),
-            "mnt_id": info.mnt_id, "inode": info.ino if info.ino is not None else target.inode,
-        }
-        details = parse_fds.fdinfo_details(kind, info)
-        if kind == "socket":
-            if sockets is None:
-                sockets = _socket_table(pd)
-            details = sockets.get(target.inode, {"protocol": None})
-        elif kind == "anon_inode":
-            details = {"anon_inode": target.name}
-        if details:
-            row["details"] = details
-        rows.append(row)
-    counts: dict[str, int] = {}
-    for r in rows:
-        counts[r["type"]] = counts.get(r["type"], 0) + 1
-    return {"available": True, "count": len(rows), "by_type": counts, "closed_while_read": closed, "table": rows}
-
-
-def _socket_table(pd: ProcDir) -> dict[int, dict]:
-    """inode -> protocol details, from the process's network namespace (/proc/PID/net)."""
-    table: dict[int, dict] = {}
-    for proto in parse_fds.NET_PROTOCOL_FILES:
-        try:
-            data = pd.read(f"net/{proto}")
-        except NoSuchProcess:
-            continue  # protocol not built in (e.g. no IPv6): no such file
-        table.update(parse_fds.parse_net_sockets(proto, data))
-    return table

@@ -112,8 +112,10 @@ def count(
     name, report, rejected = choose(candidates, judge)
     result = mechanisms.run(name, [path, *argv[1:]], region=region, capture=capture, timeout=timeout)
     if result.lost_samples:
+        why = ("samples (its ring buffer overflowed)" if name == "perf" else
+               "program runs (the kernel skipped them: BPF recursion_misses)")
         raise TraceIncomplete(
-            f"the {name} mechanism lost {result.lost_samples} samples (its ring buffer "
-            "overflowed): the counts would be too low; try --mechanism=bpf"
+            f"the {name} mechanism lost {result.lost_samples} {why}: the counts would be too low"
+            + ("; try --mechanism=bpf" if name == "perf" else "")
         )
     return replace(result, argv=tuple(argv), control=report, rejected=rejected)

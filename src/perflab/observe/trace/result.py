@@ -98,7 +98,7 @@ class TraceResult:
     task_clock_ns: Count
     counter_sources: dict[str, str]  # "perf" (exact, from exec) or "rusage" (getrusage)
     counters_note: str | None  # why perf software counters were refused (then rusage)
-    lost_samples: int  # perf mechanism: samples the kernel dropped (counts are then low)
+    lost_samples: int  # perf: samples the kernel dropped; bpf: program runs it skipped (counts are then low)
     other_abi: int  # calls through a 32-bit ABI, not counted by name (ptrace only)
     control: ControlReport | None = None
     rejected: dict[str, str] = field(default_factory=dict)  # better mechanisms, why not
