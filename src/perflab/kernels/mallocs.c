@@ -273,6 +273,29 @@ static void *worker_main(void *arg)
 
 #define SLICES 5 /* the run is read in SLICES equal intervals; the median interval is reported */
 
+/* Worker k on the k-th CPU this process may use (modulo their number): T threads on T
+ * CPUs each run on its own, as the claim means, instead of wherever the scheduler first
+ * put them. Unpinned, a cross-thread pair started on one vCPU of this 2-vCPU guest
+ * passed its blocks through sched_yield for part of a run, and one process in ten read a
+ * tenth of the others' throughput (pthread_setaffinity_np(3); sched_getaffinity(2)). */
+static void spread(pthread_t tid, int k)
+{
+    cpu_set_t allowed, one;
+    if (sched_getaffinity(0, sizeof allowed, &allowed) != 0)
+        return;
+    int n = CPU_COUNT(&allowed), want = k % (n > 0 ? n : 1), seen = 0;
+    for (int c = 0; c < CPU_SETSIZE; c++) {
+        if (!CPU_ISSET(c, &allowed))
+            continue;
+        if (seen++ == want) {
+            CPU_ZERO(&one);
+            CPU_SET(c, &one);
+            pthread_setaffinity_np(tid, sizeof one, &one);
+            return;
+        }
+    }
+}
+
 static double run_workers(int use_malloc, double *per_thread_min, double *per_thread_max, double *slices)
 {
     int T = (int)threads;
@@ -292,6 +315,7 @@ static double run_workers(int use_malloc, double *per_thread_min, double *per_th
         int e = pthread_create(&ws[k].tid, NULL, worker_main, &ws[k]);
         if (e)
             die("pthread_create: %s", strerror(e));
+        spread(ws[k].tid, k);
     }
     uint64_t t0 = now_ns(), tprev = t0;
     unsigned long prev = 0;
