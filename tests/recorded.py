@@ -11,7 +11,8 @@ from conftest import cli
 
 RUNS = Path(__file__).resolve().parent / "fixtures" / "runs"
 AMD = RUNS / "amd-epyc-default.jsonl"  # record version 2, raw samples on every point
-INTEL_V1 = RUNS / "intel-xeon-default-v1.jsonl"  # record version 1, no samples
+# record version 1, no samples: the Intel host's run as recorded (tests/fixtures/hosts/README.md)
+INTEL_V1 = RUNS.parent / "hosts" / "intel-xeon-2vcpu" / "default-run.jsonl"
 
 
 def records(path: Path) -> list[dict]:
