@@ -55,8 +55,8 @@ def sleepy(tmp_path) -> dict:
     return {"PYTHONPATH": str(root)}
 
 
-def nap_run(db, env: dict, seconds: float) -> str:
-    p = cli("run", "sleepy.nap", "--quick", "--json", "--db", str(db), env={**env, "NAP": str(seconds)})
+def nap_run(db, env: dict, seconds: float, budget: str = "--quick") -> str:
+    p = cli("run", "sleepy.nap", budget, "--json", "--db", str(db), env={**env, "NAP": str(seconds)})
     assert p.returncode == 0, p.stderr
     return json.loads(p.stdout.splitlines()[0])["run_id"]
 
@@ -68,9 +68,10 @@ def compared(db, a: str, b: str, env: dict | None = None) -> dict:
 
 
 def test_an_aa_pair_is_within_noise_and_a_slowed_run_regressed(db, sleepy):
-    """Two quick runs of the same 100 ms nap agree; one of a 250 ms nap is a regression.
-    (Naps this long keep the jitter of starting sh and date, a few ms on a loaded VM,
-    well inside the ±10% band.)"""
+    """Two quick runs of the same 100 ms nap agree; one of a 250 ms nap is a regression
+    once each side has five processes (--rigorous), and too few samples to tell with the
+    quick budget's three. (Naps this long keep the jitter of starting sh and date, a few
+    ms on a loaded VM, well inside the ±10% band.)"""
     a, b = nap_run(db, sleepy, 0.1), nap_run(db, sleepy, 0.1)
     slow = nap_run(db, sleepy, 0.25)
     aa = compared(db, a, b, sleepy)
@@ -79,11 +80,18 @@ def test_an_aa_pair_is_within_noise_and_a_slowed_run_regressed(db, sleepy):
     assert (q["series"], q["method"], q["outcome"]) == ("nap", "bootstrap", "within noise"), q
     assert q["ci"][0] <= 1 <= q["ci"][1] or cmp.BAND.touches(*q["ci"])
     [q] = compared(db, a, slow, sleepy)["quantities"]
+    assert q["outcome"] == cmp.TOO_FEW and q["ci"][0] > cmp.BAND.hi and q["p"] == pytest.approx(0.1), q
+    assert "least p = 0.1" in q["note"] and "--rigorous" in q["note"]
+    a5, slow5 = nap_run(db, sleepy, 0.1, "--rigorous"), nap_run(db, sleepy, 0.25, "--rigorous")
+    [q] = compared(db, a5, slow5, sleepy)["quantities"]
     assert q["outcome"] == "regressed" and q["ci"][0] > cmp.BAND.hi and 1.8 < q["ratio"] < 2.8, q
-    [q] = compared(db, slow, a, sleepy)["quantities"]
+    assert q["p"] == pytest.approx(2 / 252)  # five against five, wholly apart
+    [q] = compared(db, slow5, a5, sleepy)["quantities"]
     assert q["outcome"] == "improved", q
-    p = cli("compare", a, slow, "--db", str(db), env=sleepy)
+    p = cli("compare", a5, slow5, "--db", str(db), env=sleepy)
     assert p.returncode == 0 and "regressed" in p.stdout and "same machine" in p.stdout, p.stdout
+    p = cli("compare", a, slow, "--db", str(db), env=sleepy)
+    assert p.returncode == 0 and cmp.TOO_FEW in p.stdout, p.stdout  # listed without --all
 
 
 def test_two_machines_give_ratios_only_and_the_host_diff(tmp_path):
@@ -181,7 +189,9 @@ def test_json_is_one_object_with_everything(tmp_path):
 def test_an_aa_pair_of_real_quick_runs_is_within_noise(db):
     """Two quick runs of two real claims on this machine, one after the other: nothing
     moved, unless a claim's own A/A control failed in one of them (a noisy stretch of a
-    shared VM, which its verdict then reports as inconclusive)."""
+    shared VM, which its verdict then reports as inconclusive). Three to five processes a
+    point: a ratio outside the band is at most "too few samples" (CI once saw thread
+    creation 15% apart between two such runs, each run's three processes tight)."""
     claims = ["space.syscall-in-context", "task.thread-cheaper"]
     runs = []
     for seed in ("5", "6"):
@@ -191,5 +201,48 @@ def test_an_aa_pair_of_real_quick_runs_is_within_noise(db):
     noisy = {r["claim"] for run in runs for r in run if any(c["passed"] is False for c in r["controls"].values())}
     result = compared(db, runs[0][0]["run_id"], runs[1][0]["run_id"])
     assert result["same_machine"] and len(result["quantities"]) >= 8
-    moved = [q for q in result["quantities"] if q["outcome"] != "within noise" and q["claim"] not in noisy]
+    moved = [q for q in result["quantities"] if q["outcome"] in cmp.MOVED and q["claim"] not in noisy]
     assert not moved, moved
+    assert {q["outcome"] for q in result["quantities"]} <= {"within noise", cmp.TOO_FEW, "regressed", "improved",
+                                                            "higher", "lower"}
+
+
+def test_a_ratio_outside_the_band_needs_its_rank_test_too():
+    """Three processes a side wholly apart are 'too few samples' (least p 0.1), whatever the
+    ratio; ten a side wholly apart are a move; five a side wholly apart (p = 0.0079) are a
+    move alone, but not among ten such quantities, where Holm's first bound is 0.005."""
+    host = Host(hostname="h", cpu_model="c", cores_online=2, virtualization="vm")
+    three = [100.0, 101.0, 102.0]
+    got = {c.series: c for c in cmp.compare(source({"x": three}, host, "A"),
+                                            source({"x": [v * 2 for v in three]}, host, "B")).changes}
+    assert got["x"].outcome == cmp.TOO_FEW and got["x"].ci[0] > cmp.BAND.hi
+    assert got["x"].p == pytest.approx(0.1) and "least p = 0.1" in got["x"].note
+    ten = [100.0 + 3 * i for i in range(10)]
+    got = {c.series: c for c in cmp.compare(source({"apart": ten}, host, "A"),
+                                            source({"apart": [v * 1.5 for v in ten]}, host, "B")).changes}
+    assert got["apart"].outcome == "regressed" and got["apart"].p < 1e-4
+    five = ten[:5]
+    [alone] = cmp.compare(source({"q": five}, host, "A"), source({"q": [v * 1.5 for v in five]}, host, "B")).changes
+    assert alone.outcome == "regressed" and alone.p == pytest.approx(2 / 252)
+    many = cmp.compare(source({f"q{k}": five for k in range(10)}, host, "A"),
+                       source({f"q{k}": [v * 1.5 for v in five] for k in range(10)}, host, "B")).changes
+    assert {c.outcome for c in many} == {"within noise"} and all("Holm's bound over 10" in c.note for c in many)
+
+
+def test_identical_runs_move_nothing_in_most_comparisons():
+    """A/A on synthetic data: 200 comparisons of 12 quantities, each side n draws of one
+    lognormal (sigma 10%), n = 3, 5 and 10. Holm over the rank tests holds the chance of
+    any false move in a comparison at 5%. (The band alone, a bootstrap interval outside
+    ±10%, put a false move in 17 of the 200 comparisons at n = 3, seed 7.)"""
+    import random
+    host = Host(hostname="h", cpu_model="c", cores_online=2, virtualization="vm")
+    for n in (3, 5, 10):
+        r = random.Random(7)
+        with_any_move = 0
+        for i in range(200):
+            draw = lambda: [100 * r.lognormvariate(0, 0.10) for _ in range(n)]  # noqa: E731
+            names = [f"q{k}" for k in range(12)]
+            a = source({k: draw() for k in names}, host, "A")
+            b = source({k: draw() for k in names}, host, "B")
+            with_any_move += any(c.outcome in cmp.MOVED for c in cmp.compare(a, b, n_boot=200).changes)
+        assert with_any_move <= 200 * 0.05 + 3 * (200 * 0.05 * 0.95) ** 0.5, n  # 5%, plus three binomial sd

@@ -68,8 +68,8 @@ def render(r, every: bool) -> None:
     say(f"A: {sources.describe(r.a)}")
     say(f"B: {sources.describe(r.b)}")
     if r.same_machine:
-        say(f"same machine: a ratio whose {int(cmp.CONF * 100)}% interval lies outside [{cmp.BAND.lo:.3g}, "
-            f"{cmp.BAND.hi:.3g}] (the A/A margin) moved; inside or across it, within noise")
+        say(f"same machine: moved = {int(cmp.CONF * 100)}% interval outside [{cmp.BAND.lo:.3g}, {cmp.BAND.hi:.3g}] "
+            f"(the A/A margin) and samples a rank test tells apart (Holm over all quantities); else within noise")
     else:
         say(f"{cmp.ACROSS_HOSTS}: these two runs are on different machines, so no change is called a regression")
     say()
@@ -85,7 +85,7 @@ def render(r, every: bool) -> None:
     say()
     say(f"quantities compared: {len(r.changes)} (" + ", ".join(f"{n} {k}" for k, n in counts.items()) + ")"
         if r.changes else "quantities compared: none shared")
-    rows = cmp.ordered(r.changes) if every else [c for c in cmp.ordered(r.changes) if c.outcome in cmp.MOVED]
+    rows = cmp.ordered(r.changes) if every else [c for c in cmp.ordered(r.changes) if c.outcome in cmp.MOVED + (cmp.TOO_FEW,)]
     if rows:
         t = Table(show_edge=False)
         for col in ("claim", "series", "x", "A", "B", "B/A", f"{int(cmp.CONF * 100)}% interval", "outcome"):

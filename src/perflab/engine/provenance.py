@@ -45,6 +45,7 @@ NO_EFFECT = (
     "__init__.py", "__main__.py", "api.py",
     "cli/", "results/", "core/schema.py", "engine/registry.py",
     "engine/rejudge.py",  # decides stored records again; a run never imports it
+    "decide/ranks.py",  # the rank test of perflab compare (results/compare.py); no claim's decide uses it
     "userclaims/files.py", "userclaims/registration.py",  # which claim files are named; their history
     "subjects/__init__.py",
     "fleet/",  # sends `perflab run` to other hosts and brings its records home; a run never imports it

@@ -10,11 +10,24 @@ hi_B / lo_A], named ``intervals`` in the output.
 
 Outcomes, in criterion's words (criterion.rs, "Command-Line Output": regressed, improved,
 "change within noise threshold"): a quantity whose interval lies wholly outside the
-noise band [1/1.1, 1.1] moved; inside it or straddling it, it is ``within noise``. The
-band is the margin perflab's A/A controls allow two identical sets of processes
-(decide/controls.py, AA_RULE), so compare calls nothing a change that a control would
-call noise. A move is ``regressed`` or ``improved`` where the unit says which way is
-better (a time: lower; something per second: higher), else ``higher`` or ``lower``.
+noise band [1/1.1, 1.1], and whose two sets of samples a rank test tells apart, moved;
+inside the band or straddling it, it is ``within noise``. The band is the margin
+perflab's A/A controls allow two identical sets of processes (decide/controls.py,
+AA_RULE), so compare calls nothing a change that a control would call noise. A move is
+``regressed`` or ``improved`` where the unit says which way is better (a time: lower;
+something per second: higher), else ``higher`` or ``lower``.
+
+The rank test (two-sided Mann-Whitney U, exact without ties: decide/ranks.py) is there
+because an interval from a handful of processes per run is narrower than the truth: the
+percentile bootstrap of a median of three samples is [min B / max A, max B / min A],
+which two runs of the same code leave wholly on one side of 1 one time in ten, and
+nothing in one run sees what changes between runs (a VM's neighbours, the page
+allocator's state). Its p-values go through Holm's procedure over every quantity of the
+comparison, so that all the moves listed are, together, wrong at most 5% of the time
+(Google Benchmark's compare.py likewise puts a U test beside the ratio). A quantity
+outside the band whose sizes cannot reach p < 0.05 at all (3 samples a side: least p =
+0.1) is ``too few samples``, with the budget that would decide it; one outside the band
+that its test does not carry is ``within noise``, its p-value in the note.
 
 Across two machines no outcome is drawn ("different hosts: ratios only"): a ratio
 between two CPUs says how they differ, not that anything regressed. Two runs are on the
@@ -29,7 +42,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from perflab.core.record import HOST_FIELDS, Host, Verdict
-from perflab.decide import stats
+from perflab.decide import ranks, stats
 from perflab.decide.controls import AA_RULE
 from perflab.results.sources import Source
 
@@ -65,11 +78,13 @@ class Change:
     method: str  # "bootstrap" | "intervals" | "" (no ratio)
     outcome: str
     note: str = ""
+    p: float | None = None  # the rank test's two-sided p-value, where both sides have samples
+    least_p: float | None = None  # the smallest p-value these sample sizes allow
 
     def to_json(self) -> dict[str, Any]:
         return {"claim": self.claim, "series": self.series, "x": self.x, "unit": self.unit, "a": self.a, "b": self.b,
                 "n": list(self.n), "ratio": self.ratio, "ci": list(self.ci) if self.ci else None,
-                "conf": CONF if self.ci else None, "method": self.method, "outcome": self.outcome, "note": self.note}
+                "conf": CONF if self.ci else None, "method": self.method, "outcome": self.outcome, "note": self.note, "p": self.p}
 
 
 @dataclass
@@ -157,8 +172,9 @@ def ratio_of(claim: str, series: str, pa, pb, unit: str, same: bool, n_boot: int
         rng = random.Random(f"{claim}|{series}|{pa.x!r}")  # the same interval every time
         try:
             est = stats.ratio_of_medians(pb.samples, pa.samples, conf=CONF, n_boot=n_boot, rng=rng)
+            test = ranks.rank_test(pb.samples, pa.samples)
             return Change(**base, ratio=est.value, ci=(est.lo, est.hi), method="bootstrap",
-                          outcome=judge(est.lo, est.hi, unit, same))
+                          outcome=judge(est.lo, est.hi, unit, same), p=test.p, least_p=test.least_p)
         except ValueError:
             pass  # a resampled median <= 0: fall back to the intervals
     lo, hi = pb.ci[0] / pa.ci[1] if pa.ci[1] > 0 else 0.0, pb.ci[1] / pa.ci[0] if pa.ci[0] > 0 else float("inf")
@@ -202,16 +218,36 @@ def compare(a: Source, b: Source, n_boot: int = N_BOOT) -> Comparison:
                 q = points.get(_key(p.x))
                 if q is not None:
                     cmp.changes.append(ratio_of(claim, s.name, p, q, s.unit, same, n_boot))
+    if same:
+        tested(cmp.changes)
     cmp.host_diff = host_diff(a.host, b.host)
     return cmp
+
+
+def tested(changes: list[Change]) -> None:
+    """Holds each move outside the band to its rank test, Holm over all the tested ones."""
+    alpha = 1 - CONF
+    with_p = [c for c in changes if c.p is not None]
+    for c, shown in zip(with_p, ranks.holm([c.p for c in with_p], alpha)):
+        if c.outcome not in MOVED or shown:
+            continue
+        n = f"{c.n[0]} vs {c.n[1]} samples"
+        if c.least_p >= alpha:
+            c.outcome = TOO_FEW
+            c.note = (f"{n}: a rank test cannot reach p < {alpha:g} (least p = {c.least_p:.2g}); "
+                      f"rerun both with at least 4 samples a side (--rigorous)")
+        else:
+            c.note = f"rank test p = {c.p:.2g} ({n}), not below Holm's bound over {len(with_p)} quantities"
+            c.outcome = "within noise"
 
 
 def _key(x: Any) -> Any:
     return float(x) if isinstance(x, (int, float)) and not isinstance(x, bool) else x
 
 
-ORDER = {"regressed": 0, "improved": 1, "higher": 2, "lower": 3, "n/a": 4, "equal": 5, ACROSS_HOSTS: 6,
-         "within noise": 7}
+TOO_FEW = "too few samples"
+ORDER = {"regressed": 0, "improved": 1, "higher": 2, "lower": 3, "n/a": 4, TOO_FEW: 5, "equal": 6, ACROSS_HOSTS: 7,
+         "within noise": 8}
 
 
 def ordered(changes: list[Change]) -> list[Change]:
