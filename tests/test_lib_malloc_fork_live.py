@@ -12,6 +12,8 @@ import pytest
 
 from conftest import assert_controls
 from perflab.claims import lib
+from perflab.claims import fork
+from perflab.claims._fork_cow import write_fault_bounds
 from perflab.claims.fork import FORK_COST
 
 pytestmark = pytest.mark.live
@@ -75,12 +77,11 @@ def test_allocator_scaling(recs):
     assert set(derived["allocators_found"]) == set(found)
     assert all(f"apt-get install {lib.ALLOCATORS[a][1]}" == v for a, v in derived["not_installed"].items())
     assert all(rec["controls"]["preload-verified"]["verified"].values())
-    cores = os.cpu_count()
-    if rec["outcome"] == "refuted":
-        assert cores >= 8  # fewer cores can never refute
+    if rec["outcome"] == "refuted":  # revision 2: only with more CPUs allowed than the source's machines had
+        assert len(os.sched_getaffinity(0)) > lib.SCALING["refute_above_cores"]
     if rec["outcome"] == "supported":
         pats = rec["decision"]["thresholds"]
-        assert any(v["outcome"] == "supported" and v["ci"][0] >= 1.2
+        assert any(v["outcome"] == "supported" and v["ci"][0] >= lib.SCALING.supported.lo
                    for k, v in pats.items() if isinstance(v, dict) and "ci" in v)
     for a in ["glibc", *found]:
         ring = derived["table"].get(f"{a} ring only")
@@ -115,7 +116,8 @@ def test_cow_faults(recs):
     rec = recs["fork.cow"]
     ev = rec["evidence"]
     k = ev["pages"]
-    assert ev["read_faults"] <= 2 and k <= ev["write_faults"] <= 1.1 * k + 2
+    lo, hi = write_fault_bounds(k, fork.COW_RULE)
+    assert ev["read_faults"] <= fork.COW_RULE["read_faults_max"] and lo <= ev["write_faults"] <= hi
     if ROOT:
         assert ev["frames_after_fork"]["shared"] == k and ev["frames_after_write"]["shared"] == 0
         assert rec["outcome"] == "supported"
@@ -132,16 +134,26 @@ def test_fork_cost(recs):
         assert FORK_COST.part("exponent").supported.holds(*rec["decision"]["ci"])
     if "fork THP" in {s["name"] for s in rec["series"]}:
         thp = points(rec, "fork THP")
-        assert thp[max(thp)] < p[max(p)]
+        backed = {float(x): f for x, f in (rec["evidence"]["derived"].get("THP_backing_fraction") or {}).items()}
+        if backed.get(float(max(thp)), 0) > 0.5:  # most of the parent in huge pages: one PMD copied per 2 MiB
+            assert thp[max(thp)] < p[max(p)]
+
+
+# The rule decides on an interval of round-by-round ratios (blocked.ratio_ci), not on the
+# ratio of the overall medians read here: the medians may stand a little beyond its bounds.
+MEDIANS_SLACK = 1.12
 
 
 def test_vfork_constant(recs):
     rec = recs["fork.vfork-constant"]
-    for name in ("vfork", "posix_spawn"):
+    ratios = {}
+    for name in fork.SPAWNS:
         p = points(rec, name)
-        ratio = p[max(p)] / p[min(p)]
-        if rec["outcome"] == "supported":
-            assert 0.7 <= ratio <= 1.4, (name, ratio)
-        if rec["outcome"] == "refuted":
-            assert ratio >= 1.8 or name == "posix_spawn"
+        ratios[name] = p[max(p)] / p[min(p)]
+    parts = {name: fork.VFORK.part(name) for name in fork.SPAWNS}
+    if rec["outcome"] == "supported":  # both parts support
+        assert all(parts[n].supported.lo / MEDIANS_SLACK <= r <= parts[n].supported.hi * MEDIANS_SLACK
+                   for n, r in ratios.items()), ratios
+    if rec["outcome"] == "refuted":  # either part refutes
+        assert any(r >= parts[n].refuted.lo / MEDIANS_SLACK for n, r in ratios.items()), ratios
     assert median(points(rec, "vfork").values()) < median(points(rec, "posix_spawn").values())

@@ -71,6 +71,8 @@ def test_the_example_runs_as_shown(tmp_path):
         rec = json.loads(p.stdout)
         if rec["outcome"] == "supported":
             break
-    assert (tmp_path / "numbers.txt").exists() and rec["decision"]["value"] > 2, rec["summary"]
+    assert (tmp_path / "numbers.txt").exists(), rec["summary"]
+    if rec["outcome"] == "supported":  # an inconclusive interval straddles the README's bound, its value either side
+        assert rec["decision"]["value"] >= 2, rec["summary"]  # the README's supported = [2, inf] (test above)
     assert rec["outcome"] == "supported" or (rec["outcome"], rec["reason"]) in (
         ("inconclusive", "control"), ("inconclusive", "noisy")), rec["summary"]
