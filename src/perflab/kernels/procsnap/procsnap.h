@@ -173,6 +173,7 @@ void task_row(struct snap *s, struct task *t, struct buf *o);
 /* smaps.c */
 void read_smaps(struct snap *s);
 void write_maps(struct snap *s, struct buf *out);
+void mapping_span(const struct mapping *m, struct buf *o);
 void mapping_row(struct mapping *m, struct buf *o);
 
 /* classify.c */

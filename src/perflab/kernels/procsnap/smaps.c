@@ -165,7 +165,9 @@ static void opt_str(struct buf *o, const char *s, size_t n, bool present)
         buf_str(o, "null");
 }
 
-void mapping_row(struct mapping *m, struct buf *o)
+/* The fields a mapping's row and a thread's stack share: {"start", "end", "size_bytes",
+ * "rss_bytes" (the object left open). */
+void mapping_span(const struct mapping *m, struct buf *o)
 {
     buf_str(o, "{\"start\":");
     buf_jhex(o, m->start);
@@ -175,6 +177,11 @@ void mapping_row(struct mapping *m, struct buf *o)
     buf_u64(o, m->end - m->start);
     buf_str(o, ",\"rss_bytes\":");
     buf_u64(o, m->rss_kib * 1024);
+}
+
+void mapping_row(struct mapping *m, struct buf *o)
+{
+    mapping_span(m, o);
     buf_str(o, ",\"pss_bytes\":");
     buf_u64(o, m->pss_kib * 1024);
     buf_str(o, ",\"perms\":");

@@ -266,14 +266,7 @@ void task_row(struct snap *s, struct task *t, struct buf *o)
         return;
     }
     struct mapping *m = &s->maps[t->stack];
-    buf_str(o, "{\"start\":");
-    buf_jhex(o, m->start);
-    buf_str(o, ",\"end\":");
-    buf_jhex(o, m->end);
-    buf_str(o, ",\"size_bytes\":");
-    buf_u64(o, m->end - m->start);
-    buf_str(o, ",\"rss_bytes\":");
-    buf_u64(o, m->rss_kib * 1024);
+    mapping_span(m, o);
     buf_str(o, ",\"kind\":\"");
     buf_str(o, kind_names[m->kind]);
     buf_str(o, "\",\"path\":");
