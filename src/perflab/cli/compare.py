@@ -85,7 +85,8 @@ def render(r, every: bool) -> None:
     say()
     say(f"quantities compared: {len(r.changes)} (" + ", ".join(f"{n} {k}" for k, n in counts.items()) + ")"
         if r.changes else "quantities compared: none shared")
-    rows = cmp.ordered(r.changes) if every else [c for c in cmp.ordered(r.changes) if c.outcome in cmp.MOVED + (cmp.TOO_FEW,)]
+    listed = cmp.MOVED + (cmp.TOO_FEW,)
+    rows = cmp.ordered(r.changes) if every else [c for c in cmp.ordered(r.changes) if c.outcome in listed]
     if rows:
         t = Table(show_edge=False)
         for col in ("claim", "series", "x", "A", "B", "B/A", f"{int(cmp.CONF * 100)}% interval", "outcome"):

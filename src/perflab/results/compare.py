@@ -84,7 +84,8 @@ class Change:
     def to_json(self) -> dict[str, Any]:
         return {"claim": self.claim, "series": self.series, "x": self.x, "unit": self.unit, "a": self.a, "b": self.b,
                 "n": list(self.n), "ratio": self.ratio, "ci": list(self.ci) if self.ci else None,
-                "conf": CONF if self.ci else None, "method": self.method, "outcome": self.outcome, "note": self.note, "p": self.p}
+                "conf": CONF if self.ci else None, "method": self.method, "outcome": self.outcome, "note": self.note,
+                "p": self.p}
 
 
 @dataclass
