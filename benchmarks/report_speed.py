@@ -27,7 +27,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 AMD = ROOT / "tests" / "fixtures" / "runs" / "amd-epyc-default.jsonl"
-INTEL = ROOT / "tests" / "fixtures" / "runs" / "intel-xeon-default-v1.jsonl"
+INTEL = ROOT / "tests" / "fixtures" / "hosts" / "intel-xeon-2vcpu" / "default-run.jsonl"
 BUDGET = {"report_s": 10.0, "report_bytes": 2_000_000, "compare_s": 2.0}
 
 
