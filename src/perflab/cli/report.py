@@ -7,6 +7,8 @@ output path is checked before any work; the page is written whole or not at all.
 
 from __future__ import annotations
 
+from typing import Callable
+
 from perflab.cli import view_args
 from perflab.cli.common import add_db
 from perflab.core.errors import UsageError
@@ -41,16 +43,8 @@ def run(args) -> int:
         return fleet(args, out)
     srcs = view_args.load(args.runs, args.db)
     claims = sum(len(s.verdicts) for s in srcs)
-    if args.format == "html":
-        text = report.html_page(srcs)
-        view_args.emit(out, text)
-        size = len(text.encode())
-        plots = text.count("<svg ")
-    else:
-        folder = files.plots_folder(out)
-        text, pngs = report.markdown_page(srcs, folder.name)
-        files.write_with_plots(out, text, folder, pngs)
-        size, plots = len(text.encode()) + sum(len(b) for b in pngs.values()), len(pngs)
+    size, plots = written(args.format, out, lambda: report.html_page(srcs),
+                          lambda folder: report.markdown_page(srcs, folder))
     if out != "-":
         view_args.say(f"perflab: wrote {out}: {claims} claim(s) of {len(srcs)} run(s), {plots} plot(s), "
                       f"{size / 1024:.0f} KiB")
@@ -61,19 +55,28 @@ def fleet(args, out: str) -> int:
     """A fleet's page (results/report/fleet_page.py): the claims x hosts table and, per
     claim, every host's curves on one plot."""
     from perflab.results import fleet_view
-    from perflab.results.report import fleet_page, files
+    from perflab.results.report import fleet_page
 
     view = fleet_view.load(args.runs[0], args.db)
-    if args.format == "html":
-        text = fleet_page.html_page(view)
-        view_args.emit(out, text)
-        size, plots = len(text.encode()), text.count("<svg ")
-    else:
-        folder = files.plots_folder(out)
-        text, pngs = fleet_page.markdown_page(view, folder.name)
-        files.write_with_plots(out, text, folder, pngs)
-        size, plots = len(text.encode()) + sum(len(b) for b in pngs.values()), len(pngs)
+    size, plots = written(args.format, out, lambda: fleet_page.html_page(view),
+                          lambda folder: fleet_page.markdown_page(view, folder))
     if out != "-":
         view_args.say(f"perflab: wrote {out}: fleet {view.info.id}, {len(view.claims)} claim(s) x "
                       f"{len(view.hosts)} host(s), {plots} plot(s), {size / 1024:.0f} KiB")
     return 0
+
+
+def written(fmt: str, out: str, html: Callable[[], str],
+            markdown: Callable[[str], tuple[str, dict[str, bytes]]]) -> tuple[int, int]:
+    """Writes the page (HTML, or Markdown with its PNGs in the folder beside it) and
+    returns its size in bytes, plots included, and its number of plots."""
+    from perflab.results.report import files
+
+    if fmt == "html":
+        text = html()
+        view_args.emit(out, text)
+        return len(text.encode()), text.count("<svg ")
+    folder = files.plots_folder(out)
+    text, pngs = markdown(folder.name)
+    files.write_with_plots(out, text, folder, pngs)
+    return len(text.encode()) + sum(len(b) for b in pngs.values()), len(pngs)
