@@ -137,8 +137,9 @@ def test_the_bootstrap_sees_a_shift_beyond_the_margin_and_not_one_inside_it():
     assert got["steady"].outcome == "within noise" and got["slightly"].outcome == "within noise"
     assert got["slower"].outcome == "regressed" and got["slower"].method == "bootstrap"
     other = Host(hostname="h2", cpu_model="c", cores_online=2, virtualization="vm")
-    assert {c.outcome for c in cmp.compare(a, source({"slower": [v * 1.3 for v in base]}, other, "B")).changes} \
-        == {cmp.ACROSS_HOSTS}
+    across = cmp.compare(a, source({"slower": [v * 1.3 for v in base]}, other, "B")).changes
+    assert {c.outcome for c in across} == {cmp.ACROSS_HOSTS}
+    assert [c.p for c in across] == [None] and across[0].method == "bootstrap"  # no significance across hosts
 
 
 def test_machine_ids_decide_same_machine_when_both_have_one():

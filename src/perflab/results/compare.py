@@ -173,9 +173,11 @@ def ratio_of(claim: str, series: str, pa, pb, unit: str, same: bool, n_boot: int
         rng = random.Random(f"{claim}|{series}|{pa.x!r}")  # the same interval every time
         try:
             est = stats.ratio_of_medians(pb.samples, pa.samples, conf=CONF, n_boot=n_boot, rng=rng)
-            test = ranks.rank_test(pb.samples, pa.samples)
+            # across two machines no significance is claimed, so no test is run
+            test = ranks.rank_test(pb.samples, pa.samples) if same else None
             return Change(**base, ratio=est.value, ci=(est.lo, est.hi), method="bootstrap",
-                          outcome=judge(est.lo, est.hi, unit, same), p=test.p, least_p=test.least_p)
+                          outcome=judge(est.lo, est.hi, unit, same), p=None if test is None else test.p,
+                          least_p=None if test is None else test.least_p)
         except ValueError:
             pass  # a resampled median <= 0: fall back to the intervals
     lo, hi = pb.ci[0] / pa.ci[1] if pa.ci[1] > 0 else 0.0, pb.ci[1] / pa.ci[0] if pa.ci[0] > 0 else float("inf")
@@ -219,8 +221,7 @@ def compare(a: Source, b: Source, n_boot: int = N_BOOT) -> Comparison:
                 q = points.get(_key(p.x))
                 if q is not None:
                     cmp.changes.append(ratio_of(claim, s.name, p, q, s.unit, same, n_boot))
-    if same:
-        tested(cmp.changes)
+    tested(cmp.changes)  # the same machine's quantities: only they have a rank test
     cmp.host_diff = host_diff(a.host, b.host)
     return cmp
 
