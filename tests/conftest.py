@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -173,6 +174,18 @@ def alive(pid: int) -> bool:
     except (FileNotFoundError, ProcessLookupError, IndexError):
         return False
     return state != "Z"
+
+
+def dies(pid: int, within_s: float = 2.0) -> bool:
+    """True once the process is gone or a zombie, waiting up to ``within_s``: kill(2) only
+    queues SIGKILL, and a member of a killed group other than the one reaped dies when it
+    next runs, which on a busy 2-vCPU machine can be some milliseconds later."""
+    deadline = time.monotonic() + within_s
+    while alive(pid):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
 
 
 def _run(db, budget: str, seed: int, selectors=()) -> dict:

@@ -15,7 +15,7 @@ import time
 import jsonschema
 import pytest
 
-from conftest import alive, cli
+from conftest import cli, dies
 from perflab import __version__
 from perflab.core.errors import UsageError
 from perflab.core.record import SCHEMA_VERSION, Host, Outcome
@@ -134,14 +134,14 @@ def test_a_stopped_task_kills_its_whole_process_group(tmp_path):
     t0 = time.monotonic()
     out, _ = supervise(script(f"sleep 300 & echo $! > {pids}; wait"), stop=lambda: time.monotonic() > asked)
     assert out["status"] == "stopped" and time.monotonic() - t0 < 10
-    assert not alive(int(pids.read_text()))
+    assert dies(int(pids.read_text()))
 
 
 def test_a_task_past_its_timeout_is_killed_and_says_so(tmp_path):
     pids = tmp_path / "pids"
     out, _ = supervise(script(f"sleep 300 & echo $! > {pids}; wait"), timeout_s=0.5)
     assert out["status"] == "timeout" and out["reason"] == "timed out after 0.5 s (process group killed)"
-    assert not alive(int(pids.read_text()))
+    assert dies(int(pids.read_text()))
 
 
 def test_a_run_that_fails_says_why():
