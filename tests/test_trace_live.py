@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SETPRIV, alive
+from conftest import SETPRIV, dies
 from perflab.observe import trace
 from perflab.engine.process import kernel_dir
 from perflab.observe.trace import tracefs
@@ -265,10 +265,7 @@ def test_a_signal_to_trace_takes_the_command_and_its_cgroup_down(sig, tmp_path):
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 130 and "Traceback" not in err, err
-    deadline = time.monotonic() + 5
-    while alive(traced) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not alive(traced)
+    assert dies(traced, within_s=5)
     assert not list(parent_dir().glob(PREFIX + f"{proc.pid}-*"))  # its cgroup removed
 
 
